@@ -1,0 +1,67 @@
+# fer-tf: `make demo` (everything on the bundled sample) and `make test` (the test suite) work on a
+# machine with only Python 3.11 and make: both create the virtual environment first.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+FERTF  := $(BIN)/fer-tf
+
+DATA    ?= ../shared/data/fer2013.csv.gz
+DATASET ?= fer2013
+RECORDS ?= records/$(DATASET)
+MODEL   ?= lenet7
+RUN     ?= runs/$(MODEL)
+SPLIT   ?= test
+PORT    ?= 6006
+RECORDS_FLAGS ?=
+TRAIN_FLAGS   ?=
+
+.PHONY: setup demo records train eval export predict tensorboard test bench clean-demo
+
+$(VENV)/.installed: setup.py
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; pass PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	@echo "== 1/5 convert the bundled FER2013 sample (308 faces, Kaggle csv) to 48x48 TFRecords"
+	$(FERTF) records tests/data/fer2013_sample.csv.gz --out demo/records --quiet
+	@echo "== 2/5 train LeNet7 briefly with train_and_evaluate (a fresh model dir each time)"
+	rm -rf demo/run
+	$(FERTF) train --model lenet7 --data demo/records --model-dir demo/run --epochs 30
+	@echo "== 3/5 evaluate the best export on the sample's PrivateTest rows (49 faces: a smoke test, not a result)"
+	$(FERTF) eval --model demo/run --data demo/records --split test --confusion-png demo/confusion_test.png
+	@echo "== 4/5 export the best SavedModel to demo/export"
+	$(FERTF) export --model-dir demo/run --out demo/export
+	@echo "== 5/5 predict one face from PNG bytes through the SavedModel's serving signature"
+	$(FERTF) predict tests/data/face_happy.png --model demo/export
+
+records: setup
+	$(FERTF) records $(DATA) --out $(RECORDS) $(RECORDS_FLAGS)
+
+train: setup
+	$(FERTF) train --model $(MODEL) --data $(RECORDS) --model-dir $(RUN) $(TRAIN_FLAGS)
+
+eval: setup
+	$(FERTF) eval --model $(RUN) --data $(RECORDS) --split $(SPLIT)
+
+export: setup
+	$(FERTF) export --model-dir $(RUN) --out models/$(MODEL)
+
+predict: setup
+	$(FERTF) predict $(IMAGES) --model $(RUN)
+
+tensorboard: setup
+	$(BIN)/tensorboard --logdir $(RUN) --host 127.0.0.1 --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python bench/bench_backbone.py --csv $(DATA)
+
+clean-demo:
+	rm -rf demo

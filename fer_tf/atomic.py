@@ -1,0 +1,75 @@
+"""Write-then-rename helpers: nothing that looks finished exists until it is finished."""
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(parent, name):
+    """Remove `.NAME.partial-PID*` leftovers of runs that died (their PID is gone)."""
+    if not os.path.isdir(parent):
+        return
+    prefix = f".{name}.partial-"
+    for entry in os.listdir(parent):
+        if entry.startswith(prefix):
+            pid = entry[len(prefix):].split("-")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a hidden temporary directory next to `path`; on success it replaces `path`.
+
+    On any error the temporary directory is removed and an existing `path` is left untouched.
+    """
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_partials(parent, name)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=parent)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if os.path.exists(path):
+        old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+        os.rename(path, os.path.join(old, name))
+    os.rename(tmp, path)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="w"):
+    """Open a temporary file next to `path`; rename it over `path` when the block succeeds."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path, obj):
+    with atomic_file(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")

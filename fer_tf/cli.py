@@ -1,0 +1,156 @@
+"""`fer-tf records|train|eval|export|predict|models`: the command line.
+
+Every FerTfError becomes one line on stderr and exit status 1; argument errors exit with 2.
+"""
+import argparse
+import ast
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise (CUDA probing)
+
+
+def _hparams(pairs):
+    """['keep_prob=0.6', 'filters=[32,64,128]'] -> dict with Python literals where they parse."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"fer-tf: error: --hparams {pair!r}: expected name=value")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def cmd_records(args):
+    from fer_tf import convert
+    manifest = convert.convert_fer2013(
+        args.csv, args.out, ferplus_path=args.ferplus, size=args.size, channels=args.channels,
+        split=args.split, seed=args.seed, shards=args.shards, skip_bad=args.skip_bad,
+        progress=not args.quiet)
+    counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+    print(f"wrote {args.out}: {counts} ({manifest['label_set']['name']}, "
+          f"{args.size}x{args.size}x{args.channels})")
+    dropped = manifest["read"]
+    if args.ferplus:
+        print(f"FER+ dropped: {dropped['ferplus_dropped_unknown_or_nf']} unknown/NF, "
+              f"{dropped['ferplus_dropped_tied']} tied")
+
+
+def cmd_train(args):
+    from fer_tf import logs, run
+    logs.setup(verbose=True)
+    metrics, export = run.train(args.model, args.data, args.model_dir,
+                                overrides=_hparams(args.hparams), epochs=args.epochs,
+                                max_steps=args.max_steps, eval_every_epochs=args.eval_every,
+                                seed=args.seed, strategy=args.strategy)
+    if metrics is not None:
+        print(f"final eval: accuracy {metrics['accuracy']:.4f}, mean per-class accuracy "
+              f"{metrics['mean_per_class_accuracy']:.4f} at step {metrics['global_step']}")
+        print(f"best export: {export}")
+
+
+def cmd_eval(args):
+    from fer_tf import evaluate, logs
+    logs.setup()
+    report = evaluate.evaluate(args.model, args.data, args.split, png=args.confusion_png,
+                               batch_size=args.batch_size)
+    print(evaluate.format_report(report))
+
+
+def cmd_export(args):
+    from fer_tf import export, logs
+    logs.setup()
+    path = export.export(args.model_dir, args.out)
+    print(f"exported {path}")
+
+
+def cmd_predict(args):
+    from fer_tf import logs, predict
+    logs.setup()
+    return predict.main(args)
+
+
+def cmd_models(args):
+    from fer_tf import models
+    for name in models.names():
+        spec = models.get(name)
+        print(f"{name:10s} {'x'.join(map(str, spec.image_size)):10s} "
+              f"{spec.label_set or '(from data)':12s} {spec.description}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fer-tf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("records", help="convert fer2013.csv (+ FER+ votes) to TFRecords")
+    p.add_argument("csv", help="fer2013.csv or fer2013.csv.gz (Kaggle format)")
+    p.add_argument("--out", default="records/fer2013", help="output record folder")
+    p.add_argument("--ferplus", help="fer2013new.csv: use FER+ majority-vote labels (8 classes)")
+    p.add_argument("--size", type=int, default=48, help="output side: 48, or 224 for vggface2")
+    p.add_argument("--channels", type=int, default=1, choices=(1, 3))
+    p.add_argument("--split", default="usage", choices=("usage", "stratified"),
+                   help="Kaggle Usage column, or a seeded stratified 8:1:1 split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shards", type=int, default=8, help="training shards (eval/test get 1/4)")
+    p.add_argument("--skip-bad", action="store_true", help="skip and count bad rows")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_records)
+
+    p = sub.add_parser("train", help="train_and_evaluate a registered model on a record folder")
+    p.add_argument("--model", default="lenet7", help="registered model name (see `fer-tf models`)")
+    p.add_argument("--data", default="records/fer2013", help="record folder")
+    p.add_argument("--model-dir", required=True, help="checkpoints, events, exports; resumes")
+    p.add_argument("--epochs", type=int, help="default: the model's own")
+    p.add_argument("--max-steps", type=int, help="overrides --epochs")
+    p.add_argument("--eval-every", type=int, default=1, help="epochs between evaluations")
+    p.add_argument("--hparams", nargs="*", metavar="NAME=VALUE", help="override hyper-parameters")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strategy", choices=("none", "mirrored", "multi_worker", "parameter_server"),
+                   default="none", help="distribution strategy; the cluster comes from TF_CONFIG")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="accuracy, per-class recall and confusion matrix of an export")
+    p.add_argument("--model", required=True, help="SavedModel dir, or a model dir (best export)")
+    p.add_argument("--data", default="records/fer2013", help="record folder")
+    p.add_argument("--split", default="test", choices=("train", "eval", "test"))
+    p.add_argument("--confusion-png", help="where to write the confusion matrix "
+                   "(default: ./confusion_MODEL_SPLIT.png)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="copy a model dir's best SavedModel to a standalone folder")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="classify face images with an exported model")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--model", required=True, help="SavedModel dir, or a model dir (best export)")
+    p.add_argument("--format", default="table", choices=("table", "jsonl", "csv"))
+    p.add_argument("--output", help="write results here instead of stdout (atomically)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv=None):
+    from fer_tf.errors import FerTfError
+    args = build_parser().parse_args(argv)
+    try:
+        status = args.func(args)
+    except FerTfError as e:
+        print(f"fer-tf {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"fer-tf {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return status or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

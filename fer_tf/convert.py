@@ -1,0 +1,93 @@
+"""Dataset -> record folder conversions, streamed one face at a time into sharded TFRecords."""
+import os
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fer_tf import atomic, records
+from fer_tf import labels as label_sets
+from fer_tf.datasets import fer2013
+from fer_tf.errors import FerTfError
+
+SPLITS = ("train", "eval", "test")
+
+
+def default_shards(train_shards):
+    return {"train": train_shards, "eval": max(1, train_shards // 4), "test": max(1, train_shards // 4)}
+
+
+def resize_face(image, size, channels):
+    """48x48 grey -> size x size with `channels` (grey replicated when 3)."""
+    if image.shape[0] != size:
+        # Bilinear, like the tf.image.resize the serving path applies to a face of another size.
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    if channels == 3:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return image
+
+
+def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, split="usage",
+                    seed=0, shards=8, skip_bad=False, progress=True, log=print):
+    """Convert fer2013.csv (+ optional FER+ votes) into a record folder; returns the manifest."""
+    if channels not in (1, 3):
+        raise FerTfError(f"--channels must be 1 or 3, got {channels}")
+    if not 8 <= size <= 1024:
+        raise FerTfError(f"--size must be between 8 and 1024, got {size}")
+    if split not in ("usage", "stratified"):
+        raise FerTfError(f"--split must be 'usage' or 'stratified', got {split!r}")
+    label_set = label_sets.FERPLUS8 if ferplus_path else label_sets.FER7
+    source = {"path": os.path.basename(csv_path), "sha256": records.sha256_of_checked(csv_path)}
+    if ferplus_path:
+        source.update(ferplus_path=os.path.basename(ferplus_path),
+                      ferplus_sha256=records.sha256_of_checked(ferplus_path))
+
+    def faces(stats, desc):
+        stream = fer2013.read_faces(csv_path, ferplus_path, skip_bad=skip_bad, stats=stats)
+        return tqdm(stream, desc=desc, unit=" faces", disable=not progress, mininterval=1.0)
+
+    assignment = None
+    if split == "stratified":
+        # First pass keeps only (row, label) so the split can be stratified without holding images.
+        rows, row_labels = [], []
+        for face in faces(fer2013.ReadStats(), "scanning labels"):
+            rows.append(face.row)
+            row_labels.append(face.label)
+        assignment = dict(zip(rows, fer2013.stratified_splits(row_labels, seed)))
+
+    stats = fer2013.ReadStats()
+    with atomic.atomic_directory(out_dir) as tmp:
+        writer = records.ShardedWriter(tmp, SPLITS, default_shards(shards), label_set.num_classes)
+        try:
+            for face in faces(stats, f"writing {os.path.basename(out_dir)}"):
+                target = (assignment[face.row] if assignment is not None
+                          else fer2013.USAGE_TO_SPLIT[face.usage])
+                image = resize_face(face.image, size, channels)
+                writer.write(target, records.make_example(image, face.label, face.row, face.votes),
+                             face.label)
+        finally:
+            writer.close()
+        summary = writer.split_summary()
+        empty = [s for s in SPLITS if summary[s]["count"] == 0]
+        if empty:
+            hint = ("use --split stratified or a csv with Training, PublicTest and PrivateTest rows"
+                    if split == "usage" else "the csv has too few rows per class")
+            raise FerTfError(f"{csv_path}: split(s) {', '.join(empty)} would be empty; {hint}")
+        manifest = {
+            "format": records.FORMAT,
+            "dataset": "ferplus" if ferplus_path else "fer2013",
+            "label_set": label_set.to_json(),
+            "image": {"height": size, "width": size, "channels": channels, "encoding": "png"},
+            "has_votes": bool(ferplus_path),
+            "splits": summary,
+            "source": source,
+            "read": stats.to_json(),
+            "options": {"split": split, "seed": seed if split == "stratified" else None,
+                        "shards": shards, "skip_bad": skip_bad},
+        }
+        atomic.write_json(os.path.join(tmp, records.MANIFEST), manifest)
+    for message in stats.bad_examples:
+        log(f"skipped: {message}")
+    if stats.bad_rows:
+        log(f"skipped {stats.bad_rows} bad row(s) of {stats.rows}")
+    return manifest

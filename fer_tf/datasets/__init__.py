@@ -1,0 +1,1 @@
+"""Raw dataset readers: each yields one validated face at a time, never the whole set."""

@@ -1,0 +1,112 @@
+"""Evaluate an exported SavedModel on a record split: the exact artefact that ships is measured.
+
+Faces go through the serving signature as PNG bytes, so evaluation exercises the same decode and
+normalisation a user's photo will.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from fer_tf import atomic, records, serving
+from fer_tf.errors import FerTfError
+
+
+def iter_split(data_dir, split, batch_size):
+    """(encoded PNG batch, labels) straight from the records; a corrupt shard is named."""
+    manifest = records.read_manifest(data_dir)
+    files = records.split_files(data_dir, manifest, split)
+    spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64)}
+    for path in files:
+        ds = tf.data.TFRecordDataset(path).map(lambda s: tf.io.parse_single_example(s, spec))
+        try:
+            for batch in ds.batch(batch_size):
+                yield batch["image/encoded"].numpy(), batch["label"].numpy()
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            raise FerTfError(f"{path}: corrupt record shard ({e.message.splitlines()[0][:120]}); "
+                             "reconvert with `fer-tf records`") from None
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def summarize(matrix, class_names):
+    totals = matrix.sum(axis=1)
+    recall = np.divide(np.diag(matrix), totals, out=np.zeros(len(totals)), where=totals > 0)
+    return {
+        "count": int(matrix.sum()),
+        "accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+        "mean_per_class_accuracy": float(recall[totals > 0].mean()) if (totals > 0).any() else 0.0,
+        "recall": {name: float(r) for name, r in zip(class_names, recall)},
+        "support": {name: int(t) for name, t in zip(class_names, totals)},
+        "confusion": matrix.tolist(),
+        "classes": list(class_names),
+    }
+
+
+def plot_confusion(matrix, class_names, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    fig, ax = plt.subplots(figsize=(1.1 * len(class_names) + 2, 1.0 * len(class_names) + 1.5))
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            ax.text(j, i, f"{normalised[i, j]:.2f}\n({matrix[i, j]})", ha="center", va="center",
+                    fontsize=8, color="white" if normalised[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (row-normalised recall)")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic.atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
+def evaluate(model_path, data_dir, split="test", png=None, batch_size=256):
+    model = serving.ExportedModel(model_path)
+    manifest = records.read_manifest(data_dir)
+    data_labels = records.manifest_label_set(manifest)
+    if data_labels != model.label_set:
+        raise FerTfError(f"--data {data_dir}: records carry label set {data_labels.name}, but the "
+                         f"model at {model.path} was trained on {model.label_set.name}; evaluate "
+                         "it on matching records")
+    labels, predictions = [], []
+    for encoded, batch_labels in iter_split(data_dir, split, batch_size):
+        predictions.append(model.predict(encoded).argmax(axis=1))
+        labels.append(batch_labels)
+    labels, predictions = np.concatenate(labels), np.concatenate(predictions)
+    report = summarize(confusion_matrix(labels, predictions, model.label_set.num_classes),
+                       model.label_set.classes)
+    report.update(model=model.path, data=data_dir, split=split)
+    png = png or f"confusion_{model.meta['model']}_{split}.png"
+    plot_confusion(np.array(report["confusion"]), model.label_set.classes, png,
+                   f"{model.meta['model']} on {os.path.basename(os.path.normpath(data_dir))} "
+                   f"{split}: accuracy {report['accuracy']:.4f}")
+    report["confusion_png"] = png
+    return report
+
+
+def format_report(report):
+    lines = [f"{report['split']} split of {report['data']}: {report['count']} faces",
+             f"accuracy                {report['accuracy']:.4f}",
+             f"mean per-class accuracy {report['mean_per_class_accuracy']:.4f}",
+             "per-class recall:"]
+    for name in report["classes"]:
+        lines.append(f"  {name:12s} {report['recall'][name]:.4f}  (n={report['support'][name]})")
+    width = max(len(c) for c in report["classes"])
+    lines.append("confusion matrix (rows true, columns predicted):")
+    lines.append(" " * (width + 2) + " ".join(f"{c[:5]:>5s}" for c in report["classes"]))
+    for name, row in zip(report["classes"], report["confusion"]):
+        lines.append(f"  {name:{width}s} " + " ".join(f"{v:5d}" for v in row))
+    lines.append(f"confusion matrix PNG: {report['confusion_png']}")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""The shared classifier model_fn: losses, metrics, summaries, optimisers and export outputs.
+
+A registered network maps normalised images to logits; everything an Estimator needs around it
+lives here once, for every classifier.
+"""
+import tensorflow as tf
+
+from fer_tf import models
+
+v1 = tf.compat.v1
+SERVING_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+
+
+def learning_rate(params, global_step):
+    base, schedule, max_steps = params["learning_rate"], params["lr_schedule"], params["max_steps"]
+    if schedule == "constant":
+        return tf.constant(base, tf.float32)
+    if schedule == "cosine":
+        return v1.train.cosine_decay(base, global_step, max_steps, alpha=0.01)
+    if schedule == "step":      # x0.1 at 50% and 75% of training
+        bounds = [int(max_steps * 0.5), int(max_steps * 0.75)]
+        return v1.train.piecewise_constant(global_step, bounds, [base, base * 0.1, base * 0.01])
+    if schedule == "exponential":   # x0.1 over the whole run
+        return v1.train.exponential_decay(base, global_step, max_steps, 0.1)
+    raise ValueError(f"unknown lr_schedule {schedule!r}")
+
+
+def optimizer(params, lr):
+    name = params["optimizer"]
+    if name == "adam":
+        return v1.train.AdamOptimizer(lr)
+    if name == "momentum":
+        return v1.train.MomentumOptimizer(lr, params["momentum"], use_nesterov=True)
+    if name == "sgd":
+        return v1.train.GradientDescentOptimizer(lr)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def weight_decay_loss(params):
+    """L2 on convolution / dense kernels only (not biases, not batch-norm scales)."""
+    kernels = [v for v in v1.trainable_variables()
+               if v.name.split("/")[-1].split(":")[0] in ("kernel", "weights", "depthwise_kernel")]
+    if not kernels or not params["weight_decay"]:
+        return tf.constant(0.0)
+    return params["weight_decay"] * tf.add_n([tf.nn.l2_loss(v) for v in kernels])
+
+
+def data_loss(logits, labels, features, params):
+    num_classes = logits.shape[-1]
+    weights = 1.0
+    if params.get("class_weight_values"):
+        weights = tf.gather(tf.constant(params["class_weight_values"], tf.float32), labels)
+    if params["loss"] == "votes":
+        # Barsoum et al. 2016 "probabilistic label drawing" in expectation: cross-entropy against
+        # the annotators' vote distribution over the emotion classes.
+        votes = features["votes"][:, :num_classes]
+        target = votes / tf.maximum(tf.reduce_sum(votes, axis=1, keepdims=True), 1.0)
+        return v1.losses.softmax_cross_entropy(target, logits, weights=weights,
+                                               label_smoothing=params["label_smoothing"])
+    onehot = tf.one_hot(labels, num_classes)
+    return v1.losses.softmax_cross_entropy(onehot, logits, weights=weights,
+                                           label_smoothing=params["label_smoothing"])
+
+
+def eval_metrics(labels, class_ids, class_names):
+    metrics = {
+        "accuracy": v1.metrics.accuracy(labels, class_ids),
+        "mean_per_class_accuracy": v1.metrics.mean_per_class_accuracy(
+            labels, class_ids, len(class_names)),
+    }
+    for k, name in enumerate(class_names):
+        metrics[f"recall/{name.replace(' ', '_')}"] = v1.metrics.recall(
+            tf.equal(labels, k), tf.equal(class_ids, k))
+    return metrics
+
+
+def classifier_model_fn(features, labels, mode, params):
+    spec = models.get(params["model"])
+    class_names = params["classes"]
+    is_training = mode == tf.estimator.ModeKeys.TRAIN
+    images = features["image"]
+    logits = spec.build(spec.normalize(images), len(class_names), is_training, params)
+    logits = tf.cast(logits, tf.float32)
+    probabilities = tf.nn.softmax(logits, name="probabilities")
+    class_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    predictions = {
+        "probabilities": probabilities,
+        "classes": class_ids,
+        "class_names": tf.gather(tf.constant(class_names), class_ids),
+    }
+    if mode == tf.estimator.ModeKeys.PREDICT:
+        outputs = {SERVING_KEY: tf.estimator.export.PredictOutput(predictions)}
+        return tf.estimator.EstimatorSpec(mode, predictions=predictions, export_outputs=outputs)
+
+    loss = data_loss(logits, labels, features, params)
+    loss = tf.identity(loss + weight_decay_loss(params), name="total_loss")
+    if mode == tf.estimator.ModeKeys.EVAL:
+        return tf.estimator.EstimatorSpec(mode, loss=loss,
+                                          eval_metric_ops=eval_metrics(labels, class_ids, class_names))
+
+    global_step = v1.train.get_or_create_global_step()
+    lr = learning_rate(params, global_step)
+    batch_accuracy = tf.reduce_mean(tf.cast(tf.equal(class_ids, labels), tf.float32))
+    v1.summary.scalar("learning_rate", lr)
+    v1.summary.scalar("train_accuracy", batch_accuracy)
+    v1.summary.image("input_faces", images / 255.0, max_outputs=4)
+    v1.summary.histogram("logits", logits)
+    for var in v1.trainable_variables():
+        v1.summary.histogram(var.op.name, var)
+    # Batch-norm moving averages update with every training step.
+    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+        train_op = optimizer(params, lr).minimize(loss, global_step=global_step)
+    logging_hook = v1.train.LoggingTensorHook(
+        {"step": global_step, "loss": loss, "batch_accuracy": batch_accuracy, "lr": lr},
+        every_n_iter=params.get("log_every", 100))
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
+                                      training_hooks=[logging_hook])

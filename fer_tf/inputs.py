@@ -1,0 +1,63 @@
+"""input_fn on tf.data: list shards -> shard by input_context -> interleave -> shuffle -> parse ->
+decode -> augment (training only) -> batch -> prefetch."""
+import tensorflow as tf
+
+from fer_tf import preprocess, records
+
+MODE_TO_SPLIT = {tf.estimator.ModeKeys.TRAIN: "train", tf.estimator.ModeKeys.EVAL: "eval"}
+
+
+def parse_fn(manifest, height, width, channels):
+    spec = records.feature_spec(manifest.get("has_votes", False))
+
+    def parse(serialized):
+        parsed = tf.io.parse_single_example(serialized, spec)
+        features = {
+            "image": preprocess.decode_image(parsed["image/encoded"], height, width, channels),
+            "source_row": parsed["source/row"],
+        }
+        if "ferplus/votes" in parsed:
+            features["votes"] = tf.cast(parsed["ferplus/votes"], tf.float32)
+        return features, tf.cast(parsed["label"], tf.int32)
+
+    return parse
+
+
+def make_dataset(files, manifest, *, training, batch_size, height, width, channels,
+                 augment=True, shuffle_buffer=10000, input_context=None, seed=None,
+                 skip_corrupt=False):
+    num_files = len(files)
+    files = tf.data.Dataset.from_tensor_slices(sorted(files))
+    if input_context and input_context.num_input_pipelines > 1:
+        files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        files = files.shuffle(num_files, seed=seed)
+    ds = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.map(parse_fn(manifest, height, width, channels), num_parallel_calls=tf.data.AUTOTUNE)
+    if skip_corrupt:
+        ds = ds.ignore_errors()
+    if training and augment:
+        ds = ds.map(lambda f, l: ({**f, "image": preprocess.augment(f["image"])}, l),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    if input_context:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def input_fn(mode, params, input_context=None):
+    """Estimator input_fn. params: data_dir, batch_size, image_size (h, w, c), optional split
+    (overrides the mode's split), augment, shuffle_buffer, seed."""
+    manifest = records.read_manifest(params["data_dir"])
+    split = params.get("split") or MODE_TO_SPLIT.get(mode, "test")
+    files = records.split_files(params["data_dir"], manifest, split)
+    height, width, channels = params["image_size"]
+    return make_dataset(files, manifest, training=mode == tf.estimator.ModeKeys.TRAIN,
+                        batch_size=params["batch_size"], height=height, width=width,
+                        channels=channels, augment=params.get("augment", True),
+                        shuffle_buffer=params.get("shuffle_buffer", 10000),
+                        input_context=input_context, seed=params.get("seed"),
+                        skip_corrupt=params.get("skip_corrupt", False))

@@ -1,0 +1,58 @@
+"""Label sets: class names in index order, and a colour per class for plots.
+
+A label set travels with the data (records manifest) and with the model (export assets), so a
+model trained on one set is never silently evaluated on another.
+"""
+import dataclasses
+
+from fer_tf.errors import FerTfError
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+    name: str
+    classes: tuple
+    colours: tuple
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    def to_json(self):
+        return {"name": self.name, "classes": list(self.classes)}
+
+
+# Kaggle FER2013 order: 0 angry ... 6 neutral.
+FER7 = LabelSet(
+    "fer7",
+    ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
+    ("#d62728", "#8c564b", "#9467bd", "#ffbf00", "#1f77b4", "#17becf", "#7f7f7f"),
+)
+
+# FER+ (Barsoum et al. 2016) column order of fer2013new.csv.
+FERPLUS8 = LabelSet(
+    "ferplus8",
+    ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"),
+    ("#7f7f7f", "#ffbf00", "#17becf", "#1f77b4", "#d62728", "#8c564b", "#9467bd", "#e377c2"),
+)
+
+SMILE2 = LabelSet("smile2", ("no smile", "smile"), ("#1f77b4", "#ffbf00"))
+
+LABEL_SETS = {ls.name: ls for ls in (FER7, FERPLUS8, SMILE2)}
+
+
+def get(name):
+    try:
+        return LABEL_SETS[name]
+    except KeyError:
+        raise FerTfError(
+            f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}") from None
+
+
+def from_json(obj):
+    """The label set a manifest or export describes; it must match a known one exactly."""
+    label_set = get(obj["name"])
+    if list(obj["classes"]) != list(label_set.classes):
+        raise FerTfError(f"label set {obj['name']!r} lists classes {obj['classes']}, "
+                         f"expected {list(label_set.classes)}")
+    return label_set

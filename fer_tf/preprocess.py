@@ -1,0 +1,54 @@
+"""The one decode / resize / augment code path shared by training, evaluation and serving.
+
+Images leave here as float32 in [0, 255], HxWxC; each model then applies its own normalisation
+inside its model_fn, so a SavedModel fed raw image bytes sees exactly what training saw.
+"""
+import math
+
+import tensorflow as tf
+
+
+def decode_image(encoded, height, width, channels):
+    """Encoded PNG/JPEG/BMP bytes of any size, grey or colour (alpha dropped) -> float32 HxWxC."""
+    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    image = tf.cast(image, tf.float32)
+    image = tf.image.resize(image, [height, width], method="bilinear", antialias=True)
+    image.set_shape([height, width, channels])
+    return image
+
+
+def _rotate(image, radians):
+    """Rotate HxWxC about its centre (bilinear, edges replicated)."""
+    height = tf.cast(tf.shape(image)[0], tf.float32)
+    width = tf.cast(tf.shape(image)[1], tf.float32)
+    cos, sin = tf.cos(radians), tf.sin(radians)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): the inverse rotation.
+    transform = tf.stack([cos, -sin, cx - cos * cx + sin * cy,
+                          sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0])
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
+    return out[0]
+
+
+def augment(image, pad=4, max_rotation_degrees=10.0, flip=True, brightness=25.0,
+            contrast=(0.8, 1.2)):
+    """Training-only augmentation of a float [0,255] HxWxC image: crop after padding, flip,
+    small rotation, brightness and contrast. Shape is preserved."""
+    shape = image.shape
+    if pad:
+        padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        image = tf.image.random_crop(padded, shape)
+    if flip:
+        image = tf.image.random_flip_left_right(image)
+    if max_rotation_degrees:
+        limit = max_rotation_degrees * math.pi / 180.0
+        image = _rotate(image, tf.random.uniform([], -limit, limit))
+    if brightness:
+        image = tf.image.random_brightness(image, brightness)
+    if contrast:
+        image = tf.image.random_contrast(image, *contrast)
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    image.set_shape(shape)
+    return image

@@ -1,0 +1,156 @@
+"""The tf.train.Example schema of fer-tf records: sharded writing, the manifest, and parsing.
+
+Each example holds one face: PNG bytes, height, width, channels, label, source row and, for FER+,
+the 10 annotator votes. A record folder holds `SPLIT-NNNNN-of-MMMMM.tfrecord` shards and a
+`manifest.json` that says what is inside (counts, image size, label set, source checksum).
+"""
+import hashlib
+import json
+import os
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from fer_tf import labels as label_sets
+from fer_tf.errors import FerTfError
+
+MANIFEST = "manifest.json"
+FORMAT = "fer-tf-records/1"
+NUM_VOTES = 10
+
+
+def encode_png(image):
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def make_example(image, label, source_row, votes=None):
+    """image: uint8 HxW or HxWxC (C=1 grey, C=3 RGB)."""
+    image = np.asarray(image, dtype=np.uint8)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    height, width, channels = image.shape
+    # OpenCV writes BGR; records are RGB, so flip the channel order before encoding.
+    png = encode_png(image[:, :, ::-1] if channels == 3 else image)
+    int64 = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+    feature = {
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+        "image/height": int64([height]),
+        "image/width": int64([width]),
+        "image/channels": int64([channels]),
+        "label": int64([int(label)]),
+        "source/row": int64([int(source_row)]),
+    }
+    if votes is not None:
+        feature["ferplus/votes"] = int64([int(v) for v in votes])
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def shard_name(split, index, count):
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+class ShardedWriter:
+    """Round-robin writer over a fixed number of shards per split (so it can stream)."""
+
+    def __init__(self, directory, splits, shards_per_split, num_classes):
+        self.directory = directory
+        self.num_classes = num_classes
+        self.writers = {}
+        self.files = {}
+        self.counts = {s: np.zeros(num_classes, dtype=np.int64) for s in splits}
+        self.next_shard = {s: 0 for s in splits}
+        for split in splits:
+            n = shards_per_split[split]
+            self.files[split] = [shard_name(split, i, n) for i in range(n)]
+            self.writers[split] = [tf.io.TFRecordWriter(os.path.join(directory, f))
+                                   for f in self.files[split]]
+
+    def write(self, split, example, label):
+        shard = self.next_shard[split]
+        self.writers[split][shard].write(example.SerializeToString())
+        self.next_shard[split] = (shard + 1) % len(self.writers[split])
+        self.counts[split][label] += 1
+
+    def close(self):
+        for writers in self.writers.values():
+            for w in writers:
+                w.close()
+
+    def split_summary(self):
+        return {s: {"count": int(c.sum()), "per_class": [int(x) for x in c],
+                    "shards": self.files[s]} for s, c in self.counts.items()}
+
+
+def sha256_of(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of_checked(path):
+    try:
+        return sha256_of(path)
+    except FileNotFoundError:
+        raise FerTfError(f"{path}: no such file; check the path") from None
+    except (IsADirectoryError, PermissionError) as e:
+        raise FerTfError(f"{path}: cannot read ({e.strerror}); pass a readable file") from None
+
+
+def read_manifest(directory):
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.isdir(directory):
+        raise FerTfError(f"{directory}: no such record folder; create it with `fer-tf records` "
+                         "(or `make records`)")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise FerTfError(f"{path}: missing; {directory} is not a finished record folder, rerun "
+                         "`fer-tf records`") from None
+    except json.JSONDecodeError as e:
+        raise FerTfError(f"{path}: not valid JSON ({e}); rerun `fer-tf records`") from None
+    if manifest.get("format") != FORMAT:
+        raise FerTfError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}; rerun "
+                         "`fer-tf records` with this version")
+    return manifest
+
+
+def manifest_label_set(manifest):
+    return label_sets.from_json(manifest["label_set"])
+
+
+def split_files(directory, manifest, split):
+    """The shard paths of a split, checked to exist and to hold examples."""
+    splits = manifest["splits"]
+    if split not in splits:
+        raise FerTfError(f"{os.path.join(directory, MANIFEST)}: no split {split!r} (has "
+                         f"{', '.join(sorted(splits))}); convert with a split that provides it")
+    if splits[split]["count"] == 0:
+        raise FerTfError(f"{os.path.join(directory, MANIFEST)}: split {split!r} is empty; "
+                         "reconvert with data for it (or --split stratified)")
+    paths = [os.path.join(directory, f) for f in splits[split]["shards"]]
+    for p in paths:
+        if not os.path.isfile(p):
+            raise FerTfError(f"{p}: record shard listed in the manifest is missing; rerun "
+                             "`fer-tf records`")
+    return paths
+
+
+def feature_spec(has_votes):
+    spec = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/height": tf.io.FixedLenFeature([], tf.int64),
+        "image/width": tf.io.FixedLenFeature([], tf.int64),
+        "image/channels": tf.io.FixedLenFeature([], tf.int64),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "source/row": tf.io.FixedLenFeature([], tf.int64),
+    }
+    if has_votes:
+        spec["ferplus/votes"] = tf.io.FixedLenFeature([NUM_VOTES], tf.int64)
+    return spec

@@ -1,0 +1,160 @@
+"""The run loop: RunConfig from flags (GPU and TF_CONFIG honoured), train_and_evaluate over the
+whole eval split, best-checkpoint SavedModel export, resume from the model dir."""
+import fcntl
+import json
+import math
+import os
+
+import tensorflow as tf
+
+from fer_tf import atomic, heads, inputs, models, records, serving
+from fer_tf.errors import FerTfError
+
+RUN_META = "fer_tf_run.json"
+LOCK_FILE = ".fer_tf.lock"
+
+
+class ModelDirLock:
+    """An exclusive flock on the model dir: a second trainer refuses instead of interleaving
+    checkpoints. The kernel drops the lock when the process dies, even by SIGKILL."""
+
+    def __init__(self, model_dir):
+        self.path = os.path.join(model_dir, LOCK_FILE)
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise FerTfError(f"{os.path.dirname(self.path)}: model dir is in use by another "
+                             f"fer-tf train (pid {owner}); wait for it or use another --model-dir")
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def class_weight_values(manifest, mode):
+    """'balanced': n / (k * n_c) from the training counts (sklearn's definition)."""
+    if mode == "none":
+        return None
+    counts = manifest["splits"]["train"]["per_class"]
+    total, k = sum(counts), len(counts)
+    return [total / (k * max(c, 1)) for c in counts]
+
+
+def check_run_meta(model_dir, meta):
+    """A model dir belongs to one model and label set; reusing it for another is an error."""
+    path = os.path.join(model_dir, RUN_META)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        for key, flag in (("model", "--model"), ("label_set", "--data"), ("image_size", "--model")):
+            if old.get(key) != meta[key]:
+                raise FerTfError(
+                    f"{path}: this model dir was made for {key} {old.get(key)}, not {meta[key]} "
+                    f"(from {flag}); use a new --model-dir or the original {flag}")
+    atomic.write_json(path, meta)
+
+
+def make_run_config(model_dir, save_steps, seed, strategy=None):
+    """TF_CONFIG, if set, makes this process one member of a cluster (chief/worker/ps/evaluator);
+    the Estimator reads it itself. Devices are left to TensorFlow, so a visible GPU is used."""
+    train_distribute = None
+    if strategy == "mirrored":
+        train_distribute = tf.distribute.MirroredStrategy()
+    elif strategy == "multi_worker":
+        train_distribute = tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    elif strategy == "parameter_server":
+        train_distribute = tf.compat.v1.distribute.experimental.ParameterServerStrategy()
+    elif strategy not in (None, "none"):
+        raise FerTfError(f"--strategy: unknown {strategy!r}; use mirrored, multi_worker or "
+                         "parameter_server")
+    return tf.estimator.RunConfig(
+        model_dir=model_dir, tf_random_seed=seed, save_checkpoints_steps=save_steps,
+        keep_checkpoint_max=3, save_summary_steps=100, log_step_count_steps=100,
+        train_distribute=train_distribute)
+
+
+def prepare(model_name, data_dir, overrides=None):
+    """Resolve model spec, manifest, label set and the full params dict for a run."""
+    spec = models.get(model_name)
+    manifest = records.read_manifest(data_dir)
+    label_set = records.manifest_label_set(manifest)
+    if spec.label_set and spec.label_set != label_set.name:
+        raise FerTfError(f"--data {data_dir}: records carry label set {label_set.name}, model "
+                         f"{spec.name} needs {spec.label_set}")
+    params = spec.default_hparams()
+    unknown = set(overrides or {}) - set(params)
+    if unknown:
+        raise FerTfError(f"--hparams: unknown name(s) {', '.join(sorted(unknown))}; known: "
+                         f"{', '.join(sorted(params))}")
+    params.update(overrides or {})
+    if params["loss"] == "votes" and not manifest.get("has_votes"):
+        raise FerTfError(f"--hparams loss=votes needs FER+ votes, but {data_dir} has none; "
+                         "convert with --ferplus fer2013new.csv")
+    params.update(model=spec.name, data_dir=data_dir, classes=list(label_set.classes),
+                  image_size=list(spec.image_size),
+                  class_weight_values=class_weight_values(manifest, params["class_weights"]))
+    return spec, manifest, label_set, params
+
+
+def export_meta(spec, label_set, params):
+    return {"model": spec.name, "label_set": label_set.to_json(),
+            "image_size": list(spec.image_size), "input": serving.INPUT_KEY,
+            "hparams": {k: v for k, v in params.items() if k not in ("data_dir", "classes")}}
+
+
+def _higher_accuracy(best_eval_result, current_eval_result):
+    return current_eval_result["accuracy"] > best_eval_result["accuracy"]
+
+
+def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
+          eval_every_epochs=1, seed=0, strategy=None, log=print):
+    """train_and_evaluate; returns (final eval metrics, path of the best export)."""
+    spec, manifest, label_set, params = prepare(model_name, data_dir, overrides)
+    epochs = epochs or params["epochs"]
+    n_train = manifest["splits"]["train"]["count"]
+    records.split_files(data_dir, manifest, "train")
+    records.split_files(data_dir, manifest, "eval")
+    steps_per_epoch = max(1, n_train // params["batch_size"])
+    max_steps = max_steps or epochs * steps_per_epoch
+    params.update(max_steps=max_steps, seed=seed)
+    os.makedirs(model_dir, exist_ok=True)
+    meta = export_meta(spec, label_set, params)
+    with ModelDirLock(model_dir):
+        check_run_meta(model_dir, {"model": spec.name, "label_set": label_set.name,
+                                   "image_size": list(spec.image_size), "data_dir": data_dir})
+        meta_path = os.path.join(model_dir, serving.META_FILE)
+        labels_path = os.path.join(model_dir, "labels.txt")
+        atomic.write_json(meta_path, meta)
+        with atomic.atomic_file(labels_path) as f:
+            f.write("\n".join(label_set.classes) + "\n")
+        config = make_run_config(model_dir, steps_per_epoch * eval_every_epochs, seed, strategy)
+        estimator = tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
+        exporter = tf.estimator.BestExporter(
+            name="best", serving_input_receiver_fn=serving.serving_input_receiver_fn(spec.image_size),
+            compare_fn=_higher_accuracy, exports_to_keep=1,
+            assets_extra={serving.META_FILE: meta_path, "labels.txt": labels_path})
+        train_spec = tf.estimator.TrainSpec(
+            lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, input_context),
+            max_steps=max_steps)
+        # steps=None: evaluate the whole eval split (the default of 100 steps would see a part).
+        eval_spec = tf.estimator.EvalSpec(
+            lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.EVAL, params, input_context),
+            steps=None, exporters=[exporter], start_delay_secs=0, throttle_secs=0)
+        log(f"training {spec.name} on {data_dir}: {n_train} faces, {steps_per_epoch} steps/epoch, "
+            f"max_steps {max_steps}, model dir {model_dir}")
+        try:
+            result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+        except tf.errors.DataLossError as e:
+            raise FerTfError(f"corrupt record data: {e.message.splitlines()[0]}; reconvert the "
+                             "records (or pass --skip-corrupt)") from None
+    metrics = result[0] if result else None
+    return metrics, serving.resolve_export(model_dir) if metrics is not None else None

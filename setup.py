@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="fer-tf",
+    version="0.1.0",
+    description="Facial-expression recognition: a TensorFlow 1.x-style (tf.estimator) port on TF 2.15",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["fer_tf", "fer_tf.*"]),
+    install_requires=[
+        "tensorflow==2.15.*",      # the last release with tf.estimator
+        "numpy<2",
+        "pandas",
+        "pillow",
+        "opencv-python-headless",
+        "dlib-bin",
+        "face_recognition_models",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["fer-tf=fer_tf.cli:main"]},
+)

@@ -1,0 +1,53 @@
+"""Shared fixtures: the bundled FER2013 sample, tiny synthetic csvs, and converted records."""
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+SAMPLE_CSV = os.path.join(DATA, "fer2013_sample.csv.gz")
+SAMPLE_FERPLUS = os.path.join(DATA, "fer2013new_sample.csv")
+FACE_PNG = os.path.join(DATA, "face_happy.png")
+
+
+def sample_rows():
+    """[(emotion, pixels string, usage)] of the bundled sample, in file order."""
+    with gzip.open(SAMPLE_CSV, "rt") as f:
+        next(f)
+        return [tuple(line.rstrip("\n").split(",")) for line in f]
+
+
+def write_csv(path, rows, header="emotion,pixels,Usage"):
+    with open(path, "w") as f:
+        f.write(header + "\n")
+        for row in rows:
+            f.write(",".join(str(c) for c in row) + "\n")
+    return path
+
+
+def random_pixels(rng):
+    return " ".join(str(v) for v in rng.randint(0, 256, 48 * 48))
+
+
+@pytest.fixture(scope="session")
+def sample_records(tmp_path_factory):
+    from fer_tf import convert
+    out = str(tmp_path_factory.mktemp("records") / "fer2013")
+    convert.convert_fer2013(SAMPLE_CSV, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ferplus_records(tmp_path_factory):
+    from fer_tf import convert
+    out = str(tmp_path_factory.mktemp("records") / "ferplus")
+    convert.convert_fer2013(SAMPLE_CSV, out, ferplus_path=SAMPLE_FERPLUS, progress=False)
+    return out
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(0)

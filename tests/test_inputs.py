@@ -1,0 +1,80 @@
+"""input_fn: shapes and dtypes, augmentation only in training, sharding by input_context."""
+import numpy as np
+import tensorflow as tf
+
+from conftest import sample_rows
+from fer_tf import inputs, preprocess
+
+
+def params(data_dir, **kw):
+    return {"data_dir": data_dir, "batch_size": 16, "image_size": (48, 48, 1), "seed": 1, **kw}
+
+
+def first_batch(ds):
+    return next(iter(ds))
+
+
+def test_shapes_and_dtypes(sample_records):
+    features, labels = first_batch(inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params(sample_records)))
+    assert features["image"].shape == (16, 48, 48, 1) and features["image"].dtype == tf.float32
+    assert labels.shape == (16,) and labels.dtype == tf.int32
+    assert 0.0 <= float(tf.reduce_min(features["image"])) and float(tf.reduce_max(features["image"])) <= 255.0
+
+
+def test_eval_is_exact_and_training_is_augmented(sample_records):
+    rows = sample_rows()
+    source = lambda r: np.array(rows[r][1].split(), np.float32).reshape(48, 48, 1)
+    eval_ds = inputs.input_fn(tf.estimator.ModeKeys.EVAL, params(sample_records))
+    count = 0
+    for features, labels in eval_ds:
+        for image, row, label in zip(features["image"].numpy(), features["source_row"].numpy(), labels.numpy()):
+            np.testing.assert_array_equal(image, source(row))
+            assert label == int(rows[row][0])
+            count += 1
+    assert count == 49                       # the whole eval split, no remainder dropped
+    features, _ = first_batch(inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params(sample_records)))
+    changed = [not np.array_equal(img, source(r))
+               for img, r in zip(features["image"].numpy(), features["source_row"].numpy())]
+    assert sum(changed) >= 14                # augmentation touches (nearly) every training face
+    features, _ = first_batch(inputs.input_fn(tf.estimator.ModeKeys.TRAIN,
+                                              params(sample_records, augment=False)))
+    for img, r in zip(features["image"].numpy(), features["source_row"].numpy()):
+        np.testing.assert_array_equal(img, source(r))
+
+
+def test_input_context_shards_files(sample_records):
+    seen = []
+    for pipeline in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
+                                         num_replicas_in_sync=2)
+        rows = set()
+        ds = inputs.input_fn(tf.estimator.ModeKeys.EVAL, params(sample_records, batch_size=32), ctx)
+        for features, _ in ds:
+            assert features["image"].shape[0] <= 16   # per-replica batch of a global 32
+            rows.update(features["source_row"].numpy().tolist())
+        seen.append(rows)
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    assert len(seen[0] | seen[1]) == 49
+
+
+def test_augment_keeps_shape_and_range():
+    image = tf.random.uniform([48, 48, 1], 0, 255)
+    out = preprocess.augment(image)
+    assert out.shape == (48, 48, 1)
+    assert float(tf.reduce_min(out)) >= 0 and float(tf.reduce_max(out)) <= 255
+
+
+def test_rotation_turns_about_centre():
+    image = np.zeros([9, 9, 1], np.float32)
+    image[4, 8] = 255.0                            # right of centre
+    out = preprocess._rotate(tf.constant(image), tf.constant(np.pi / 2, tf.float32)).numpy()
+    y, x = np.unravel_index(out[..., 0].argmax(), (9, 9))
+    assert x == 4 and y in (0, 8)                  # now straight above or below the centre
+
+
+def test_decode_any_size_and_colour():
+    rgb = tf.io.encode_jpeg(tf.cast(tf.random.uniform([100, 80, 3], 0, 255), tf.uint8))
+    out = preprocess.decode_image(rgb, 48, 48, 1)
+    assert out.shape == (48, 48, 1)
+    rgba = tf.io.encode_png(tf.cast(tf.random.uniform([30, 30, 4], 0, 255), tf.uint8))
+    assert preprocess.decode_image(rgba, 224, 224, 3).shape == (224, 224, 3)

@@ -1,0 +1,121 @@
+"""Records: exact round trip to the csv pixels, the 224 variant, manifests, atomic writes."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SAMPLE_CSV, random_pixels, sample_rows, write_csv
+from fer_tf import convert, records
+from fer_tf.errors import FerTfError
+
+
+def read_split(directory, split):
+    manifest = records.read_manifest(directory)
+    spec = records.feature_spec(manifest["has_votes"])
+    out = []
+    for path in records.split_files(directory, manifest, split):
+        for raw in tf.data.TFRecordDataset(path):
+            ex = tf.io.parse_single_example(raw, spec)
+            out.append({k: v.numpy() for k, v in ex.items()})
+    return out
+
+
+def test_round_trip_to_source_pixels(sample_records):
+    rows = sample_rows()
+    seen = 0
+    for split, usage in (("train", "Training"), ("test", "PrivateTest")):
+        for ex in read_split(sample_records, split):
+            image = tf.io.decode_png(ex["image/encoded"]).numpy()
+            emotion, pixels, row_usage = rows[ex["source/row"]]
+            assert image.shape == (48, 48, 1)
+            assert (ex["image/height"], ex["image/width"], ex["image/channels"]) == (48, 48, 1)
+            assert image.ravel().tolist() == [int(v) for v in pixels.split()]
+            assert ex["label"] == int(emotion) and row_usage == usage
+            seen += 1
+    assert seen == 210 + 49
+
+
+def test_manifest_counts_match_csv(sample_records):
+    manifest = records.read_manifest(sample_records)
+    rows = sample_rows()
+    for split, usage in (("train", "Training"), ("eval", "PublicTest"), ("test", "PrivateTest")):
+        expected = np.bincount([int(r[0]) for r in rows if r[2] == usage], minlength=7).tolist()
+        assert manifest["splits"][split]["per_class"] == expected
+        assert manifest["splits"][split]["count"] == len(read_split(sample_records, split))
+    assert manifest["label_set"]["name"] == "fer7"
+    assert manifest["image"] == {"height": 48, "width": 48, "channels": 1, "encoding": "png"}
+    assert manifest["source"]["sha256"] == records.sha256_of(SAMPLE_CSV)
+    assert manifest["options"]["split"] == "usage"
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_224_variant_shape(tmp_path, channels):
+    out = str(tmp_path / f"r224_{channels}")
+    convert.convert_fer2013(SAMPLE_CSV, out, size=224, channels=channels, progress=False)
+    ex = read_split(out, "eval")[0]
+    image = tf.io.decode_png(ex["image/encoded"]).numpy()
+    assert image.shape == (224, 224, channels)
+    if channels == 3:
+        assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    assert records.read_manifest(out)["image"]["height"] == 224
+
+
+def test_ferplus_records_carry_votes(ferplus_records):
+    manifest = records.read_manifest(ferplus_records)
+    assert manifest["label_set"]["name"] == "ferplus8" and manifest["has_votes"]
+    for ex in read_split(ferplus_records, "train"):
+        assert ex["ferplus/votes"].shape == (10,)
+        assert ex["label"] == np.argmax(ex["ferplus/votes"])
+    assert manifest["read"]["ferplus_dropped_tied"] > 0
+
+
+def test_stratified_split_rerun_gives_identical_manifest(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    for out in (a, b):
+        convert.convert_fer2013(SAMPLE_CSV, out, split="stratified", seed=7, progress=False)
+    ma, mb = records.read_manifest(a), records.read_manifest(b)
+    assert ma == mb
+    counts = {s: ma["splits"][s]["count"] for s in ("train", "eval", "test")}
+    assert counts["train"] == pytest.approx(0.8 * 308, abs=7)
+    rows_a = sorted(ex["source/row"] for ex in read_split(a, "test"))
+    assert rows_a == sorted(ex["source/row"] for ex in read_split(b, "test"))
+
+
+def test_failed_conversion_keeps_previous_output(tmp_path, rng):
+    out = tmp_path / "rec"
+    convert.convert_fer2013(SAMPLE_CSV, str(out), progress=False)
+    before = json.loads((out / "manifest.json").read_text())
+    rows = [("3", random_pixels(rng), "Training")] * 5 + [("3", "1 2", "Training")]
+    bad = write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(FerTfError, match=":7: "):
+        convert.convert_fer2013(str(bad), str(out), progress=False)
+    assert json.loads((out / "manifest.json").read_text()) == before
+    assert [p for p in os.listdir(tmp_path) if ".partial" in p] == []
+
+
+def test_empty_split_is_refused(tmp_path, rng):
+    rows = [(k % 7, random_pixels(rng), "Training") for k in range(14)]
+    path = write_csv(tmp_path / "train_only.csv", rows)
+    with pytest.raises(FerTfError, match="split\\(s\\) eval, test would be empty; use --split stratified"):
+        convert.convert_fer2013(str(path), str(tmp_path / "out"), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_stale_partial_of_dead_process_is_cleaned(tmp_path):
+    stale = tmp_path / ".rec.partial-999999999-abc"
+    stale.mkdir()
+    (stale / "train-00000-of-00008.tfrecord").write_bytes(b"half")
+    convert.convert_fer2013(SAMPLE_CSV, str(tmp_path / "rec"), progress=False)
+    assert not stale.exists()
+
+
+def test_missing_shard_and_manifest_are_named(tmp_path, sample_records):
+    with pytest.raises(FerTfError, match="manifest.json: missing"):
+        records.read_manifest(str(tmp_path))
+    with pytest.raises(FerTfError, match="no such record folder"):
+        records.read_manifest(str(tmp_path / "nope"))
+    manifest = records.read_manifest(sample_records)
+    with pytest.raises(FerTfError, match="no split 'validation'"):
+        records.split_files(sample_records, manifest, "validation")

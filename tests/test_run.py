@@ -1,0 +1,116 @@
+"""train_and_evaluate end to end: checkpoint, whole-split eval, best export that serves PNG bytes
+exactly as the Estimator predicts; resume; the model-dir guards."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fer_tf import evaluate, preprocess, run, serving
+from fer_tf.errors import FerTfError
+
+OVERRIDES = {"batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def trained(sample_records, tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("run") / "lenet7")
+    metrics, export = run.train("lenet7", sample_records, model_dir, overrides=OVERRIDES,
+                                max_steps=12, eval_every_epochs=2, log=lambda *_: None)
+    return model_dir, metrics, export
+
+
+def test_leaves_checkpoint_metrics_and_export(trained):
+    model_dir, metrics, export = trained
+    assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-12")
+    assert metrics["global_step"] == 12
+    for key in ("accuracy", "mean_per_class_accuracy", "loss", "recall/happy", "recall/disgust"):
+        assert key in metrics
+    assert glob.glob(os.path.join(model_dir, "eval", "events.out.tfevents.*"))
+    assert serving.is_saved_model(export)
+    meta = serving.read_meta(export)
+    assert meta["model"] == "lenet7" and meta["label_set_obj"].name == "fer7"
+    assert open(os.path.join(export, "assets.extra", "labels.txt")).read().split("\n")[0] == "angry"
+
+
+def test_savedmodel_on_png_bytes_matches_estimator(trained, sample_records):
+    model_dir, _, export = trained
+    _, _, _, params = run.prepare("lenet7", sample_records, OVERRIDES)
+    params.update(max_steps=12, split="test")
+    from fer_tf import heads
+    estimator = tf.estimator.Estimator(heads.classifier_model_fn, model_dir=model_dir, params=params)
+    checkpoint = os.path.join(export, "variables", "variables")
+    encoded = [e for batch, _ in evaluate.iter_split(sample_records, "test", 64) for e in batch]
+
+    def predict_input_fn():
+        ds = tf.data.Dataset.from_tensor_slices(encoded)
+        return ds.map(lambda b: {"image": preprocess.decode_image(b, 48, 48, 1)}).batch(16)
+
+    predicted = list(estimator.predict(predict_input_fn, checkpoint_path=checkpoint))
+    served = serving.ExportedModel(export).predict(encoded)
+    expected = np.array([p["probabilities"] for p in predicted])
+    assert served.shape == expected.shape == (49, 7)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert [p["class_names"].decode() for p in predicted][:5] == [
+        serving.ExportedModel(export).label_set.classes[i] for i in served.argmax(1)[:5]]
+
+
+def test_serving_takes_any_size_and_colour(trained):
+    _, _, export = trained
+    model = serving.ExportedModel(export)
+    rgb = tf.io.encode_jpeg(tf.cast(tf.random.uniform([120, 100, 3], 0, 255), tf.uint8)).numpy()
+    gray = tf.io.encode_png(tf.cast(tf.random.uniform([48, 48, 1], 0, 255), tf.uint8)).numpy()
+    probs = model.predict([rgb, gray])
+    assert probs.shape == (2, 7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_rerun_resumes_from_checkpoint(trained, sample_records):
+    model_dir, _, _ = trained
+    metrics, _ = run.train("lenet7", sample_records, model_dir, overrides=OVERRIDES,
+                           max_steps=18, eval_every_epochs=2, log=lambda *_: None)
+    assert metrics["global_step"] == 18
+    assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-18")
+
+
+def test_model_dir_of_another_label_set_is_refused(trained, ferplus_records):
+    model_dir, _, _ = trained
+    with pytest.raises(FerTfError, match="made for label_set fer7, not ferplus8"):
+        run.train("lenet7", ferplus_records, model_dir, max_steps=1)
+
+
+def test_second_trainer_on_same_model_dir_is_refused(tmp_path):
+    with run.ModelDirLock(str(tmp_path)):
+        with pytest.raises(FerTfError, match=f"in use by another fer-tf train \\(pid {os.getpid()}\\)"):
+            with run.ModelDirLock(str(tmp_path)):
+                pass
+    with run.ModelDirLock(str(tmp_path)):     # released on exit
+        pass
+
+
+def test_eval_reports_and_refuses_other_label_set(trained, sample_records, ferplus_records, tmp_path):
+    export = trained[0]          # a model dir resolves to its best export (it may have changed)
+    png = str(tmp_path / "cm.png")
+    report = evaluate.evaluate(export, sample_records, "test", png=png)
+    assert report["count"] == 49 and sum(map(sum, report["confusion"])) == 49
+    assert report["accuracy"] == pytest.approx(np.trace(report["confusion"]) / 49)
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FerTfError, match="label set ferplus8, but the model .* fer7"):
+        evaluate.evaluate(export, ferplus_records, "test", png=png)
+
+
+def test_votes_loss_needs_votes(sample_records):
+    with pytest.raises(FerTfError, match="loss=votes needs FER\\+ votes"):
+        run.prepare("lenet7", sample_records, {"loss": "votes"})
+    with pytest.raises(FerTfError, match="unknown name\\(s\\) lr"):
+        run.prepare("lenet7", sample_records, {"lr": 0.1})
+
+
+def test_ferplus_votes_loss_trains(ferplus_records, tmp_path):
+    metrics, export = run.train("lenet7", ferplus_records, str(tmp_path / "fp"),
+                                overrides={"batch_size": 32, "loss": "votes",
+                                           "class_weights": "balanced"},
+                                max_steps=3, log=lambda *_: None)
+    assert metrics["global_step"] == 3 and "recall/contempt" in metrics
+    assert serving.ExportedModel(export).label_set.name == "ferplus8"
