@@ -47,8 +47,9 @@ def train_accuracy_after(spec, images, labels, steps, lr=1e-3):
             return float(np.mean(sess.run(predicted) == labels))
 
 
-def test_lenet7_fits_64_faces():
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_fits_64_faces(name):
     rows = sample_rows()[:64]
     images = np.array([np.array(r[1].split(), np.float32).reshape(48, 48, 1) for r in rows])
     labels = np.array([int(r[0]) for r in rows], np.int32)
-    assert train_accuracy_after(models.get("lenet7"), images, labels, steps=60) >= 0.9
+    assert train_accuracy_after(models.get(name), images, labels, steps=150) >= 0.9

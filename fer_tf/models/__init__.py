@@ -42,7 +42,7 @@ class ModelSpec:
 
 _REGISTRY = {}
 # Model modules register themselves on import; listed here so `get` can find them by name.
-_MODULES = ("fer_tf.models.lenet7",)
+_MODULES = ("fer_tf.models.lenet7", "fer_tf.models.cliquenet")
 
 
 def register(spec):
