@@ -8,7 +8,7 @@ def setup(verbose=False):
     from tensorflow.python.util import deprecation
 
     deprecation._PRINT_DEPRECATION_WARNINGS = False
-    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     tf.get_logger().setLevel(logging.INFO if verbose else logging.ERROR)
     tf.autograph.set_verbosity(0)

@@ -23,6 +23,8 @@ class ModelDirLock:
         self.fd = None
 
     def __enter__(self):
+        if cluster_task_type() not in (None, "chief", "master"):
+            return self      # workers, ps and evaluator share the chief's model dir by design
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,8 +38,16 @@ class ModelDirLock:
         return self
 
     def __exit__(self, *exc):
+        if self.fd is None:
+            return
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+def cluster_task_type():
+    """This process's role from TF_CONFIG (None when training alone)."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    return (tf_config.get("task") or {}).get("type")
 
 
 def class_weight_values(manifest, mode):
@@ -49,7 +59,7 @@ def class_weight_values(manifest, mode):
     return [total / (k * max(c, 1)) for c in counts]
 
 
-def check_run_meta(model_dir, meta):
+def check_run_meta(model_dir, meta, write=True):
     """A model dir belongs to one model and label set; reusing it for another is an error."""
     path = os.path.join(model_dir, RUN_META)
     if os.path.exists(path):
@@ -60,7 +70,8 @@ def check_run_meta(model_dir, meta):
                 raise FerTfError(
                     f"{path}: this model dir was made for {key} {old.get(key)}, not {meta[key]} "
                     f"(from {flag}); use a new --model-dir or the original {flag}")
-    atomic.write_json(path, meta)
+    if write:
+        atomic.write_json(path, meta)
 
 
 def make_run_config(model_dir, save_steps, seed, strategy=None):
@@ -130,7 +141,8 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
     meta = export_meta(spec, label_set, params)
     with ModelDirLock(model_dir):
         check_run_meta(model_dir, {"model": spec.name, "label_set": label_set.name,
-                                   "image_size": list(spec.image_size), "data_dir": data_dir})
+                                   "image_size": list(spec.image_size), "data_dir": data_dir},
+                       write=cluster_task_type() in (None, "chief", "master"))
         meta_path = os.path.join(model_dir, serving.META_FILE)
         labels_path = os.path.join(model_dir, "labels.txt")
         atomic.write_json(meta_path, meta)

@@ -114,3 +114,36 @@ def test_ferplus_votes_loss_trains(ferplus_records, tmp_path):
                                 max_steps=3, log=lambda *_: None)
     assert metrics["global_step"] == 3 and "recall/contempt" in metrics
     assert serving.ExportedModel(export).label_set.name == "ferplus8"
+
+
+def test_tensorboard_serves_the_run(trained):
+    """`make tensorboard` runs this server: it must read the Estimator's event files."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    model_dir = trained[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    proc = subprocess.Popen([tensorboard, "--logdir", model_dir, "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=eval&tag=accuracy"
+        deadline, points = time.time() + 90, None
+        while time.time() < deadline and not points:
+            try:
+                points = json.load(urllib.request.urlopen(url, timeout=5))
+            except (OSError, ValueError):
+                time.sleep(1)
+        assert points, "TensorBoard did not serve the eval accuracy"
+        assert {p[1] for p in points} >= {12}
+        tags = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags"))
+        assert "learning_rate" in tags["."] and "train_accuracy" in tags["."]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,38 @@
+"""Parameters and forward FLOPs (per 48x48 face) of every registered model, from the TF graph.
+
+    python bench/model_cost.py
+Ends by printing one line per model: name, parameters, MFLOPs per image.
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fer_tf import logs, models  # noqa: E402
+
+
+def cost(name, num_classes=7):
+    spec = models.get(name)
+    with tf.Graph().as_default() as graph:
+        images = tf.compat.v1.placeholder(tf.float32, [1, *spec.image_size])
+        spec.build(spec.normalize(images), num_classes, False, spec.default_hparams())
+        params = sum(int(np.prod(v.shape)) for v in tf.compat.v1.trainable_variables())
+        opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+        opts["output"] = "none"
+        flops = tf.compat.v1.profiler.profile(graph, options=opts).total_float_ops
+    return params, flops
+
+
+def main():
+    logs.setup()
+    for name in models.names():
+        params, flops = cost(name)
+        print(f"{name:10s} {params:>10,d} parameters  {flops / 1e6:8.1f} MFLOPs/image (forward)")
+
+
+if __name__ == "__main__":
+    main()
