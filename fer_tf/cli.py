@@ -63,8 +63,10 @@ def cmd_eval(args):
 def cmd_export(args):
     from fer_tf import export, logs
     logs.setup()
-    path = export.export(args.model_dir, args.out)
-    print(f"exported {path}")
+    path = export.export(args.model_dir, args.out, float16=args.float16)
+    print(f"exported {path}: {export.total_size(path) / 2**20:.2f} MiB "
+          f"(weights {export.weights_size(path) / 2**20:.2f} MiB"
+          f"{', float16' if args.float16 else ''})")
 
 
 def cmd_predict(args):
@@ -124,6 +126,8 @@ def build_parser():
     p = sub.add_parser("export", help="copy a model dir's best SavedModel to a standalone folder")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--float16", action="store_true",
+                   help="store the weights as float16 (half the size; computation stays float32)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="classify face images with an exported model")
@@ -146,6 +150,9 @@ def main(argv=None):
     except FerTfError as e:
         print(f"fer-tf {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:          # `fer-tf ... | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"fer-tf {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -147,3 +147,17 @@ def test_tensorboard_serves_the_run(trained):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_float16_export_halves_weights_and_predicts_the_same(trained, sample_records, tmp_path):
+    from fer_tf import export
+    model_dir = trained[0]
+    full, half = str(tmp_path / "f32"), str(tmp_path / "f16")
+    export.export(model_dir, full)
+    export.export(model_dir, half, float16=True)
+    assert export.weights_size(half) < 0.55 * export.weights_size(full)
+    encoded = [e for batch, _ in evaluate.iter_split(sample_records, "test", 64) for e in batch]
+    p32 = serving.ExportedModel(full).predict(encoded)
+    p16 = serving.ExportedModel(half).predict(encoded)
+    np.testing.assert_allclose(p16, p32, atol=2e-3)
+    assert serving.ExportedModel(half).label_set.name == "fer7"
