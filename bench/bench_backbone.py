@@ -24,6 +24,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from common import estimator_rate  # noqa: E402
+
 SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
                       "fer2013_sample.csv.gz")
 
@@ -60,25 +62,6 @@ def input_rate(data_dir, size, channels, training, augment, batches=60, batch_si
     for _ in range(batches):
         next(it)
     return batches * batch_size / (time.perf_counter() - start)
-
-
-def estimator_rate(data_dir, steps, batch_size=64):
-    import tensorflow as tf
-    from fer_tf import heads, inputs, logs, run
-    logs.setup()
-    _, _, _, params = run.prepare("lenet7", data_dir, {"batch_size": batch_size})
-    params.update(max_steps=10**6, log_every=10**6)
-    model_dir = tempfile.mkdtemp(prefix="bench_est_")
-    config = tf.estimator.RunConfig(model_dir=model_dir, save_checkpoints_steps=10**6,
-                                    save_summary_steps=100, log_step_count_steps=10**6)
-    est = tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
-    train_input = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params)
-    est.train(train_input, steps=10)        # graph build, first checkpoint, warm-up
-    start = time.perf_counter()
-    est.train(train_input, steps=steps)     # includes the restore, as a resumed run would
-    seconds = time.perf_counter() - start
-    shutil.rmtree(model_dir, ignore_errors=True)
-    return steps * batch_size / seconds
 
 
 def in_memory_rate(steps, batch_size=64):
@@ -129,7 +112,7 @@ def main():
             os.path.join(work, "convert_224_gray"), 224, 3, False, False, batches=20)
         figures["input_224_rgb_stored"] = input_rate(
             os.path.join(work, "convert_224_rgb"), 224, 3, False, False, batches=20)
-        figures["train_estimator_img_s"] = estimator_rate(r48, args.steps)
+        figures["train_estimator_img_s"] = estimator_rate("lenet7", r48, args.steps)
         figures["train_in_memory_img_s"] = in_memory_rate(args.steps)
         figures["estimator_over_in_memory"] = (figures["train_estimator_img_s"]
                                                / figures["train_in_memory_img_s"])

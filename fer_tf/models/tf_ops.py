@@ -30,15 +30,24 @@ def batch_norm(x, is_training, name, decay=0.99, epsilon=1e-3):
                                       initializer=v1.zeros_initializer())
         moving_var = v1.get_variable("moving_variance", [channels], trainable=False,
                                      initializer=v1.ones_initializer())
+        if len(x.shape) != 4:
+            if is_training:
+                mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+            else:
+                mean, var = moving_mean, moving_var
+            y = tf.nn.batch_normalization(x, mean, var, beta, gamma, epsilon)
+        elif is_training:
+            # The fused kernel is several times faster on CPU than moments + normalisation.
+            y, mean, var = v1.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon, is_training=True)
+        else:
+            y, _, _ = v1.nn.fused_batch_norm(x, gamma, beta, moving_mean, moving_var,
+                                             epsilon=epsilon, is_training=False)
         if is_training:
-            mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
             v1.add_to_collection(v1.GraphKeys.UPDATE_OPS,
                                  v1.assign_sub(moving_mean, (1 - decay) * (moving_mean - mean)))
             v1.add_to_collection(v1.GraphKeys.UPDATE_OPS,
                                  v1.assign_sub(moving_var, (1 - decay) * (moving_var - var)))
-        else:
-            mean, var = moving_mean, moving_var
-        return tf.nn.batch_normalization(x, mean, var, beta, gamma, epsilon)
+        return y
 
 
 def dropout(x, keep_prob, is_training):
