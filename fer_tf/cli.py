@@ -45,7 +45,8 @@ def cmd_train(args):
     metrics, export = run.train(args.model, args.data, args.model_dir,
                                 overrides=_hparams(args.hparams), epochs=args.epochs,
                                 max_steps=args.max_steps, eval_every_epochs=args.eval_every,
-                                seed=args.seed, strategy=args.strategy)
+                                checkpoint_steps=args.checkpoint_steps, seed=args.seed,
+                                strategy=args.strategy, skip_corrupt=args.skip_corrupt)
     if metrics is not None:
         print(f"final eval: accuracy {metrics['accuracy']:.4f}, mean per-class accuracy "
               f"{metrics['mean_per_class_accuracy']:.4f} at step {metrics['global_step']}")
@@ -108,6 +109,10 @@ def build_parser():
     p.add_argument("--epochs", type=int, help="default: the model's own")
     p.add_argument("--max-steps", type=int, help="overrides --epochs")
     p.add_argument("--eval-every", type=int, default=1, help="epochs between evaluations")
+    p.add_argument("--checkpoint-steps", type=int,
+                   help="checkpoint (and evaluate) every N steps instead of every --eval-every epochs")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="skip unreadable records (counted and reported) instead of stopping")
     p.add_argument("--hparams", nargs="*", metavar="NAME=VALUE", help="override hyper-parameters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strategy", choices=("none", "mirrored", "multi_worker", "parameter_server"),

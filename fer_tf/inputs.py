@@ -32,13 +32,16 @@ def make_dataset(files, manifest, *, training, batch_size, height, width, channe
         files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if training:
         files = files.shuffle(num_files, seed=seed)
-    ds = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    # With skip_corrupt a damaged shard ends at its first bad record; the other shards go on.
+    read = ((lambda f: tf.data.TFRecordDataset(f).ignore_errors()) if skip_corrupt
+            else tf.data.TFRecordDataset)
+    ds = files.interleave(read, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=not training)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(parse_fn(manifest, height, width, channels), num_parallel_calls=tf.data.AUTOTUNE)
     if skip_corrupt:
-        ds = ds.ignore_errors()
+        ds = ds.ignore_errors()   # records whose bytes pass the CRC but do not parse or decode
     if training and augment:
         ds = ds.map(lambda f, l: ({**f, "image": preprocess.augment(f["image"])}, l),
                     num_parallel_calls=tf.data.AUTOTUNE)

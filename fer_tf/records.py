@@ -142,6 +142,43 @@ def split_files(directory, manifest, split):
     return paths
 
 
+def expected_shard_counts(manifest, split):
+    """Records per shard: the writer deals examples round-robin, so shard i holds n//S (+1 for
+    the first n%S shards)."""
+    info = manifest["splits"][split]
+    n, shards = info["count"], len(info["shards"])
+    return {name: n // shards + (1 if i < n % shards else 0) for i, name in enumerate(info["shards"])}
+
+
+def scan_shard(path):
+    """(readable records, None) or (readable records before the damage, what went wrong)."""
+    count = 0
+    try:
+        for _ in tf.data.TFRecordDataset(path).batch(256):
+            count += int(_.shape[0])
+    except tf.errors.DataLossError as e:
+        # Re-count one by one to know how many came before the damage.
+        count = 0
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                count += 1
+        except tf.errors.DataLossError:
+            pass
+        return count, e.message.split("}}")[-1].split("[Op:")[0].strip()
+    return count, None
+
+
+def damaged_shards(directory, manifest, split):
+    """[(path, readable, expected, problem)] for every shard of a split that is not intact."""
+    damaged = []
+    for name, expected in expected_shard_counts(manifest, split).items():
+        path = os.path.join(directory, name)
+        readable, problem = scan_shard(path)
+        if problem or readable != expected:
+            damaged.append((path, readable, expected, problem or "fewer records than the manifest says"))
+    return damaged
+
+
 def feature_spec(has_votes):
     spec = {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),

@@ -126,8 +126,34 @@ def _higher_accuracy(best_eval_result, current_eval_result):
     return current_eval_result["accuracy"] > best_eval_result["accuracy"]
 
 
+def describe_damage(damaged):
+    return "; ".join(f"{path}: {problem} ({readable} of {expected} records readable)"
+                     for path, readable, expected, problem in damaged)
+
+
+class StepCountHook(tf.compat.v1.train.SessionRunHook):
+    """Counts the training steps this process ran and records them in
+    MODEL_DIR/steps/TASK.json at the end, so a cluster run shows who contributed."""
+
+    def __init__(self, model_dir):
+        task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task") or {}
+        self.path = os.path.join(model_dir, "steps",
+                                 f"{task.get('type', 'local')}_{task.get('index', 0)}.json")
+        self.steps = 0
+
+    def after_run(self, run_context, run_values):
+        self.steps += 1
+
+    def end(self, session):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        step = int(session.run(tf.compat.v1.train.get_global_step()))
+        atomic.write_json(self.path, {"local_steps": self.steps, "global_step_at_end": step,
+                                      "pid": os.getpid()})
+
+
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
-          eval_every_epochs=1, seed=0, strategy=None, log=print):
+          eval_every_epochs=1, checkpoint_steps=None, seed=0, strategy=None,
+          skip_corrupt=False, log=print):
     """train_and_evaluate; returns (final eval metrics, path of the best export)."""
     spec, manifest, label_set, params = prepare(model_name, data_dir, overrides)
     epochs = epochs or params["epochs"]
@@ -136,7 +162,14 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
     records.split_files(data_dir, manifest, "eval")
     steps_per_epoch = max(1, n_train // params["batch_size"])
     max_steps = max_steps or epochs * steps_per_epoch
-    params.update(max_steps=max_steps, seed=seed)
+    params.update(max_steps=max_steps, seed=seed, skip_corrupt=skip_corrupt)
+    if skip_corrupt:
+        for split in ("train", "eval"):
+            damaged = records.damaged_shards(data_dir, manifest, split)
+            if damaged:
+                lost = sum(expected - readable for _, readable, expected, _ in damaged)
+                log(f"--skip-corrupt: skipping {lost} unreadable {split} record(s): "
+                    + describe_damage(damaged))
     os.makedirs(model_dir, exist_ok=True)
     meta = export_meta(spec, label_set, params)
     with ModelDirLock(model_dir):
@@ -148,7 +181,8 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         atomic.write_json(meta_path, meta)
         with atomic.atomic_file(labels_path) as f:
             f.write("\n".join(label_set.classes) + "\n")
-        config = make_run_config(model_dir, steps_per_epoch * eval_every_epochs, seed, strategy)
+        config = make_run_config(model_dir, checkpoint_steps or steps_per_epoch * eval_every_epochs,
+                                 seed, strategy)
         estimator = tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
         exporter = tf.estimator.BestExporter(
             name="best", serving_input_receiver_fn=serving.serving_input_receiver_fn(spec.image_size),
@@ -156,7 +190,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             assets_extra={serving.META_FILE: meta_path, "labels.txt": labels_path})
         train_spec = tf.estimator.TrainSpec(
             lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, input_context),
-            max_steps=max_steps)
+            max_steps=max_steps, hooks=[StepCountHook(model_dir)])
         # steps=None: evaluate the whole eval split (the default of 100 steps would see a part).
         eval_spec = tf.estimator.EvalSpec(
             lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.EVAL, params, input_context),
@@ -165,8 +199,12 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             f"max_steps {max_steps}, model dir {model_dir}")
         try:
             result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-        except tf.errors.DataLossError as e:
-            raise FerTfError(f"corrupt record data: {e.message.splitlines()[0]}; reconvert the "
-                             "records (or pass --skip-corrupt)") from None
+        except tf.errors.DataLossError:
+            # TensorFlow's message does not say which file; find the damaged shard(s) now.
+            damaged = [d for split in ("train", "eval")
+                       for d in records.damaged_shards(data_dir, manifest, split)]
+            raise FerTfError((describe_damage(damaged) if damaged else f"{data_dir}: corrupt "
+                              "record data") + "; reconvert the records with `fer-tf records` or "
+                             "pass --skip-corrupt to skip what cannot be read") from None
     metrics = result[0] if result else None
     return metrics, serving.resolve_export(model_dir) if metrics is not None else None
