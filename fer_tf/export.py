@@ -7,7 +7,6 @@ computation itself stays float32 and only the weights are rounded.
 import os
 import shutil
 
-import numpy as np
 import tensorflow as tf
 
 from fer_tf import atomic, heads, serving

@@ -2,8 +2,8 @@
 whole eval split, best-checkpoint SavedModel export, resume from the model dir."""
 import fcntl
 import json
-import math
 import os
+import time
 
 import tensorflow as tf
 
@@ -140,15 +140,19 @@ class StepCountHook(tf.compat.v1.train.SessionRunHook):
         self.path = os.path.join(model_dir, "steps",
                                  f"{task.get('type', 'local')}_{task.get('index', 0)}.json")
         self.steps = 0
+        self.first = self.last = None
 
     def after_run(self, run_context, run_values):
         self.steps += 1
+        self.last = time.time()
+        self.first = self.first or self.last
 
     def end(self, session):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         step = int(session.run(tf.compat.v1.train.get_global_step()))
+        rate = (self.steps - 1) / (self.last - self.first) if self.steps > 1 and self.last > self.first else None
         atomic.write_json(self.path, {"local_steps": self.steps, "global_step_at_end": step,
-                                      "pid": os.getpid()})
+                                      "steps_per_s_after_first": rate, "pid": os.getpid()})
 
 
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FACE_PNG, SAMPLE_CSV, random_pixels, write_csv
+from conftest import FACE_PNG, random_pixels, write_csv
 
 
 def fer_tf(*args, cwd=None):

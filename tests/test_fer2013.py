@@ -1,6 +1,5 @@
 """The FER2013 / FER+ reader: validation by line, skipping, FER+ majority vote, splits."""
 import gzip
-import os
 
 import numpy as np
 import pytest
