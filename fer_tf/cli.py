@@ -46,7 +46,9 @@ def cmd_train(args):
                                 overrides=_hparams(args.hparams), epochs=args.epochs,
                                 max_steps=args.max_steps, eval_every_epochs=args.eval_every,
                                 checkpoint_steps=args.checkpoint_steps, seed=args.seed,
-                                strategy=args.strategy, skip_corrupt=args.skip_corrupt)
+                                strategy=args.strategy, skip_corrupt=args.skip_corrupt,
+                                vggface2_weights=args.vggface2_weights,
+                                allow_random_init=args.allow_random_init)
     if metrics is not None:
         print(f"final eval: accuracy {metrics['accuracy']:.4f}, mean per-class accuracy "
               f"{metrics['mean_per_class_accuracy']:.4f} at step {metrics['global_step']}")
@@ -114,6 +116,10 @@ def build_parser():
     p.add_argument("--skip-corrupt", action="store_true",
                    help="skip unreadable records (counted and reported) instead of stopping")
     p.add_argument("--hparams", nargs="*", metavar="NAME=VALUE", help="override hyper-parameters")
+    p.add_argument("--vggface2-weights", metavar="PATH",
+                   help="vggface2: keras-vggface rcmalli_vggface_tf_notop_resnet50.h5 (local file)")
+    p.add_argument("--allow-random-init", action="store_true",
+                   help="vggface2: train from random weights (not the seed's transfer learning)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strategy", choices=("none", "mirrored", "multi_worker", "parameter_server"),
                    default="none", help="distribution strategy; the cluster comes from TF_CONFIG")

@@ -7,15 +7,14 @@ from fer_tf import preprocess, records
 MODE_TO_SPLIT = {tf.estimator.ModeKeys.TRAIN: "train", tf.estimator.ModeKeys.EVAL: "eval"}
 
 
-def parse_fn(manifest, height, width, channels):
+def parse_fn(manifest):
+    """Serialized example -> (raw features with the encoded image, label); decoding comes later
+    so that resampling can drop faces before paying for their decode."""
     spec = records.feature_spec(manifest.get("has_votes", False))
 
     def parse(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
-        features = {
-            "image": preprocess.decode_image(parsed["image/encoded"], height, width, channels),
-            "source_row": parsed["source/row"],
-        }
+        features = {"encoded": parsed["image/encoded"], "source_row": parsed["source/row"]}
         if "ferplus/votes" in parsed:
             features["votes"] = tf.cast(parsed["ferplus/votes"], tf.float32)
         return features, tf.cast(parsed["label"], tf.int32)
@@ -23,9 +22,28 @@ def parse_fn(manifest, height, width, channels):
     return parse
 
 
+def decode_fn(height, width, channels):
+    def decode(features, label):
+        features = dict(features)
+        features["image"] = preprocess.decode_image(features.pop("encoded"), height, width, channels)
+        return features, label
+
+    return decode
+
+
+def balanced(ds, manifest, seed=None):
+    """Rejection-resample the stream to a uniform class distribution (training only)."""
+    counts = manifest["splits"]["train"]["per_class"]
+    initial = [c / sum(counts) for c in counts]
+    target = [1.0 / len(counts) if c else 0.0 for c in counts]
+    target = [t / sum(target) for t in target]
+    return ds.rejection_resample(lambda f, label: label, target_dist=target,
+                                 initial_dist=initial, seed=seed).map(lambda label, pair: pair)
+
+
 def make_dataset(files, manifest, *, training, batch_size, height, width, channels,
                  augment=True, shuffle_buffer=10000, input_context=None, seed=None,
-                 skip_corrupt=False):
+                 skip_corrupt=False, balanced_sampling=False):
     num_files = len(files)
     files = tf.data.Dataset.from_tensor_slices(sorted(files))
     if input_context and input_context.num_input_pipelines > 1:
@@ -39,7 +57,10 @@ def make_dataset(files, manifest, *, training, batch_size, height, width, channe
                           deterministic=not training)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.map(parse_fn(manifest, height, width, channels), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(parse_fn(manifest), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and balanced_sampling:
+        ds = balanced(ds, manifest, seed)
+    ds = ds.map(decode_fn(height, width, channels), num_parallel_calls=tf.data.AUTOTUNE)
     if skip_corrupt:
         ds = ds.ignore_errors()   # records whose bytes pass the CRC but do not parse or decode
     if training and augment:
@@ -63,4 +84,5 @@ def input_fn(mode, params, input_context=None):
                         channels=channels, augment=params.get("augment", True),
                         shuffle_buffer=params.get("shuffle_buffer", 10000),
                         input_context=input_context, seed=params.get("seed"),
-                        skip_corrupt=params.get("skip_corrupt", False))
+                        skip_corrupt=params.get("skip_corrupt", False),
+                        balanced_sampling=params.get("balanced_sampling", False))

@@ -155,9 +155,17 @@ class StepCountHook(tf.compat.v1.train.SessionRunHook):
                                       "steps_per_s_after_first": rate, "pid": os.getpid()})
 
 
+def make_estimator(spec, config, params, vggface2_weights=None, allow_random_init=False, log=print):
+    if spec.kind == "keras":
+        from fer_tf import keras_estimator
+        return keras_estimator.vggface2_estimator(config, params, vggface2_weights,
+                                                  allow_random_init, log)
+    return tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
+
+
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
           eval_every_epochs=1, checkpoint_steps=None, seed=0, strategy=None,
-          skip_corrupt=False, log=print):
+          skip_corrupt=False, vggface2_weights=None, allow_random_init=False, log=print):
     """train_and_evaluate; returns (final eval metrics, path of the best export)."""
     spec, manifest, label_set, params = prepare(model_name, data_dir, overrides)
     epochs = epochs or params["epochs"]
@@ -187,7 +195,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             f.write("\n".join(label_set.classes) + "\n")
         config = make_run_config(model_dir, checkpoint_steps or steps_per_epoch * eval_every_epochs,
                                  seed, strategy)
-        estimator = tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
+        estimator = make_estimator(spec, config, params, vggface2_weights, allow_random_init, log)
         exporter = tf.estimator.BestExporter(
             name="best", serving_input_receiver_fn=serving.serving_input_receiver_fn(spec.image_size),
             compare_fn=_higher_accuracy, exports_to_keep=1,

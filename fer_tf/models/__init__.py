@@ -21,6 +21,7 @@ COMMON_HPARAMS = {
     "keep_prob": 0.5,             # dropout keep probability in the dense layers
     "loss": "ce",                 # ce (majority label) | votes (FER+ vote distribution)
     "class_weights": "none",      # none | balanced
+    "balanced_sampling": False,   # resample training faces to a uniform class distribution
     "label_smoothing": 0.0,
     "augment": True,
 }
@@ -35,6 +36,7 @@ class ModelSpec:
     label_set: str = None             # None: whatever the record manifest says
     hparams: dict = dataclasses.field(default_factory=dict)
     description: str = ""
+    kind: str = "classifier"          # classifier (shared model_fn) | keras (model_to_estimator)
 
     def default_hparams(self):
         return {**COMMON_HPARAMS, **self.hparams}
@@ -42,7 +44,7 @@ class ModelSpec:
 
 _REGISTRY = {}
 # Model modules register themselves on import; listed here so `get` can find them by name.
-_MODULES = ("fer_tf.models.lenet7", "fer_tf.models.cliquenet")
+_MODULES = ("fer_tf.models.lenet7", "fer_tf.models.cliquenet", "fer_tf.models.vggface2")
 
 
 def register(spec):

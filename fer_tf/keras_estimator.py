@@ -1,0 +1,80 @@
+"""Keras models through tf.keras.estimator.model_to_estimator, dressed like every other model.
+
+model_to_estimator gives a model_fn whose predictions are the Keras outputs; it is wrapped so the
+export carries the same `probabilities`, `classes`, `class_names` signature and the evaluation the
+same per-class metrics as the shared classifier model_fn.
+"""
+import tensorflow as tf
+
+from fer_tf import heads, vggface2_weights
+from fer_tf.errors import FerTfError
+from fer_tf.models import vggface2
+
+
+def weighted_sparse_ce(class_weights):
+    def loss(y_true, y_pred):
+        # The constant is made here, inside whichever graph the Estimator is building.
+        weights = tf.constant(list(class_weights), tf.float32)
+        y_true = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+        ce = tf.keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        return ce * tf.gather(weights, y_true)
+
+    return loss
+
+
+def with_class_outputs(keras_model_fn, class_names):
+    def model_fn(features, labels, mode, config):
+        spec = keras_model_fn(features, labels, mode, config)
+        probabilities = spec.predictions["probabilities"]
+        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            predictions = {"probabilities": probabilities, "classes": class_ids,
+                           "class_names": tf.gather(tf.constant(class_names), class_ids)}
+            return spec._replace(predictions=predictions, export_outputs={
+                heads.SERVING_KEY: tf.estimator.export.PredictOutput(predictions)})
+        if mode == tf.estimator.ModeKeys.EVAL:
+            labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+            metrics = {**spec.eval_metric_ops, **heads.eval_metrics(labels, class_ids, class_names)}
+            return spec._replace(eval_metric_ops=metrics)
+        return spec
+
+    return model_fn
+
+
+def build_vggface2(params, num_classes):
+    return vggface2.build_keras_model(
+        num_classes, params["vggface2_mode"], params["image_size"], width=params["width"],
+        head_units=params["head_units"], keep_prob=params["keep_prob"])
+
+
+def load_or_refuse(model, weights_path, allow_random_init, log):
+    if weights_path:
+        layers = vggface2_weights.load(model, weights_path)
+        log(f"loaded VGGFace2 weights into {layers} layers from {weights_path}")
+    elif allow_random_init:
+        log("WARNING: no --vggface2-weights: the ResNet50 starts from RANDOM weights. This is not "
+            "the seed's transfer learning and its results will not be the seed's.")
+    else:
+        raise FerTfError("--vggface2-weights PATH is required (keras-vggface's "
+                         "rcmalli_vggface_tf_notop_resnet50.h5; nothing is downloaded); pass "
+                         "--allow-random-init to train from random weights instead")
+
+
+def vggface2_estimator(config, params, weights_path=None, allow_random_init=False, log=print):
+    classes = params["classes"]
+    model = build_vggface2(params, len(classes))
+    load_or_refuse(model, weights_path, allow_random_init, log)
+    loss = (weighted_sparse_ce(params["class_weight_values"]) if params.get("class_weight_values")
+            else "sparse_categorical_crossentropy")
+    # model_to_estimator needs a legacy (TF1-compatible) optimizer.
+    optimizer = tf.keras.optimizers.legacy.Adam(params["learning_rate"])
+    model.compile(optimizer=optimizer, loss=loss,
+                  metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    # Name-based ("saver") checkpoints keep the Keras layer names (conv5_3_3x3/kernel ...), as a
+    # TF1 checkpoint would, instead of object-graph paths.
+    keras_est = tf.keras.estimator.model_to_estimator(keras_model=model, config=config,
+                                                      checkpoint_format="saver")
+    # The Keras estimator starts from a checkpoint of the Keras weights (the loaded VGGFace2
+    # base); the wrapper must warm-start from the same one.
+    return tf.estimator.Estimator(with_class_outputs(keras_est.model_fn, classes), config=config,
+                                  warm_start_from=keras_est._warm_start_settings)
