@@ -52,7 +52,9 @@ def cmd_train(args):
     if metrics is not None:
         print(f"final eval: accuracy {metrics['accuracy']:.4f}, mean per-class accuracy "
               f"{metrics['mean_per_class_accuracy']:.4f} at step {metrics['global_step']}")
-        print(f"best export: {export}")
+        print(f"best export: {export}" if export else
+              "no export from a head trained on cached features: assemble one with "
+              "`fer-tf export --model-dir ... --vggface2-weights ...`")
 
 
 def cmd_eval(args):
@@ -66,10 +68,24 @@ def cmd_eval(args):
 def cmd_export(args):
     from fer_tf import export, logs
     logs.setup()
-    path = export.export(args.model_dir, args.out, float16=args.float16)
+    if export.is_head_run(args.model_dir):
+        path = export.assemble_vggface2(args.model_dir, args.out, args.vggface2_weights,
+                                        args.allow_random_init)
+    else:
+        path = export.export(args.model_dir, args.out, float16=args.float16)
     print(f"exported {path}: {export.total_size(path) / 2**20:.2f} MiB "
           f"(weights {export.weights_size(path) / 2**20:.2f} MiB"
           f"{', float16' if args.float16 else ''})")
+
+
+def cmd_bottleneck(args):
+    from fer_tf import bottleneck, logs
+    logs.setup()
+    manifest = bottleneck.cache_features(args.data, args.out, args.vggface2_weights,
+                                         args.allow_random_init, args.width, args.batch_size,
+                                         progress=not args.quiet)
+    counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+    print(f"wrote {args.out}: {manifest['feature_dim']}-d features, {counts}")
 
 
 def cmd_predict(args):
@@ -139,7 +155,20 @@ def build_parser():
     p.add_argument("--out", required=True)
     p.add_argument("--float16", action="store_true",
                    help="store the weights as float16 (half the size; computation stays float32)")
+    p.add_argument("--vggface2-weights", metavar="PATH",
+                   help="vggface2_head runs: the base weights to assemble with the trained head")
+    p.add_argument("--allow-random-init", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bottleneck", help="cache VGGFace2 base features of 224 records (feature extraction)")
+    p.add_argument("--data", required=True, help="224x224 record folder")
+    p.add_argument("--out", required=True, help="feature cache folder (train it with --model vggface2_head)")
+    p.add_argument("--vggface2-weights", metavar="PATH")
+    p.add_argument("--allow-random-init", action="store_true")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bottleneck)
 
     p = sub.add_parser("predict", help="classify face images with an exported model")
     p.add_argument("paths", nargs="+", help="image files or folders")

@@ -46,6 +46,54 @@ def _write_float16(source, meta, out_dir):
             builder.save()
 
 
+def assemble_vggface2(model_dir, out, weights_path=None, allow_random_init=False, log=print):
+    """Base (from the VGGFace2 weights file) + head (from a vggface2_head run's latest
+    checkpoint) -> one SavedModel that takes image bytes, like every other export."""
+    import json
+    import tempfile
+
+    from fer_tf import keras_estimator
+    from fer_tf.models import vggface2
+    with open(os.path.join(model_dir, serving.META_FILE)) as f:
+        meta = json.load(f)
+    hp = meta["hparams"]
+    classes = list(meta["label_set"]["classes"])
+    checkpoint = tf.train.latest_checkpoint(model_dir)
+    if not checkpoint:
+        raise FerTfError(f"--model-dir {model_dir}: no checkpoint; train the head first")
+    model = vggface2.build_keras_model(len(classes), "features", width=hp["width"],
+                                       head_units=hp["head_units"], keep_prob=hp["keep_prob"])
+    keras_estimator.load_or_refuse(model, weights_path, allow_random_init, log)
+    reader = tf.train.load_checkpoint(checkpoint)
+    for name in ("fer_fc1", "probabilities"):
+        model.get_layer(name).set_weights([reader.get_tensor(f"{name}/kernel"),
+                                           reader.get_tensor(f"{name}/bias")])
+    meta.update(model="vggface2", image_size=[224, 224, 3], assembled_from=checkpoint)
+    meta["hparams"] = {**hp, "vggface2_mode": "features"}
+    work = tempfile.mkdtemp(prefix="fer_tf_assemble_")
+    meta_path, labels_path = os.path.join(work, serving.META_FILE), os.path.join(work, "labels.txt")
+    atomic.write_json(meta_path, meta)
+    with open(labels_path, "w") as f:
+        f.write("\n".join(classes) + "\n")
+    path = keras_estimator.export_keras_model(
+        model, {**hp, "classes": classes, "class_weight_values": None}, (224, 224, 3),
+        {serving.META_FILE: meta_path, "labels.txt": labels_path}, os.path.join(work, "export"))
+    with atomic.atomic_directory(out) as tmp:
+        os.rmdir(tmp)
+        shutil.copytree(path, tmp)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def is_head_run(model_dir):
+    import json
+    path = os.path.join(model_dir, "fer_tf_run.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        return json.load(f).get("model") == "vggface2_head"
+
+
 def export(model_dir, out, float16=False):
     source = serving.resolve_export(model_dir)
     meta = serving.read_meta(source)       # refuses exports that carry no label set

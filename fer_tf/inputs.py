@@ -22,6 +22,20 @@ def parse_fn(manifest):
     return parse
 
 
+def feature_parse_fn(manifest):
+    """Bottleneck-cache records: a pooled feature vector per face instead of an image."""
+    spec = {"features": tf.io.FixedLenFeature([manifest["feature_dim"]], tf.float32),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "source/row": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(serialized):
+        parsed = tf.io.parse_single_example(serialized, spec)
+        return ({"features": parsed["features"], "source_row": parsed["source/row"]},
+                tf.cast(parsed["label"], tf.int32))
+
+    return parse
+
+
 def decode_fn(height, width, channels):
     def decode(features, label):
         features = dict(features)
@@ -57,13 +71,16 @@ def make_dataset(files, manifest, *, training, batch_size, height, width, channe
                           deterministic=not training)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.map(parse_fn(manifest), num_parallel_calls=tf.data.AUTOTUNE)
+    cached = manifest.get("kind") == "features"
+    ds = ds.map(feature_parse_fn(manifest) if cached else parse_fn(manifest),
+                num_parallel_calls=tf.data.AUTOTUNE)
     if training and balanced_sampling:
         ds = balanced(ds, manifest, seed)
-    ds = ds.map(decode_fn(height, width, channels), num_parallel_calls=tf.data.AUTOTUNE)
+    if not cached:
+        ds = ds.map(decode_fn(height, width, channels), num_parallel_calls=tf.data.AUTOTUNE)
     if skip_corrupt:
         ds = ds.ignore_errors()   # records whose bytes pass the CRC but do not parse or decode
-    if training and augment:
+    if training and augment and not cached:
         ds = ds.map(lambda f, l: ({**f, "image": preprocess.augment(f["image"])}, l),
                     num_parallel_calls=tf.data.AUTOTUNE)
     if input_context:

@@ -60,10 +60,9 @@ def load_or_refuse(model, weights_path, allow_random_init, log):
                          "--allow-random-init to train from random weights instead")
 
 
-def vggface2_estimator(config, params, weights_path=None, allow_random_init=False, log=print):
+def to_estimator(model, config, params):
+    """Compile, model_to_estimator, and wrap for the shared signature and metrics."""
     classes = params["classes"]
-    model = build_vggface2(params, len(classes))
-    load_or_refuse(model, weights_path, allow_random_init, log)
     loss = (weighted_sparse_ce(params["class_weight_values"]) if params.get("class_weight_values")
             else "sparse_categorical_crossentropy")
     # model_to_estimator needs a legacy (TF1-compatible) optimizer.
@@ -74,7 +73,32 @@ def vggface2_estimator(config, params, weights_path=None, allow_random_init=Fals
     # TF1 checkpoint would, instead of object-graph paths.
     keras_est = tf.keras.estimator.model_to_estimator(keras_model=model, config=config,
                                                       checkpoint_format="saver")
-    # The Keras estimator starts from a checkpoint of the Keras weights (the loaded VGGFace2
+    # The Keras estimator starts from a checkpoint of the Keras weights (e.g. the loaded VGGFace2
     # base); the wrapper must warm-start from the same one.
     return tf.estimator.Estimator(with_class_outputs(keras_est.model_fn, classes), config=config,
                                   warm_start_from=keras_est._warm_start_settings)
+
+
+def vggface2_estimator(config, params, weights_path=None, allow_random_init=False, log=print):
+    model = build_vggface2(params, len(params["classes"]))
+    load_or_refuse(model, weights_path, allow_random_init, log)
+    return to_estimator(model, config, params)
+
+
+def head_estimator(config, params):
+    model = vggface2.build_head_model(len(params["classes"]), params["feature_dim"],
+                                      params["head_units"], params["keep_prob"])
+    return to_estimator(model, config, params)
+
+
+def export_keras_model(model, params, image_size, assets_extra, export_base):
+    """Export a Keras model (weights as they are now) with the shared serving signature."""
+    import tempfile
+
+    from fer_tf import serving
+    config = tf.estimator.RunConfig(model_dir=tempfile.mkdtemp(prefix="fer_tf_keras_export_"))
+    estimator = to_estimator(model, config, params)
+    path = estimator.export_saved_model(
+        export_base, serving.serving_input_receiver_fn(image_size), assets_extra=assets_extra,
+        checkpoint_path=estimator._warm_start_settings.ckpt_to_initialize_from)
+    return path.decode() if isinstance(path, bytes) else path

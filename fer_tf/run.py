@@ -110,6 +110,13 @@ def prepare(model_name, data_dir, overrides=None):
     if params["loss"] == "votes" and not manifest.get("has_votes"):
         raise FerTfError(f"--hparams loss=votes needs FER+ votes, but {data_dir} has none; "
                          "convert with --ferplus fer2013new.csv")
+    cached = manifest.get("kind") == "features"
+    if cached != (spec.kind == "keras_head"):
+        raise FerTfError(f"--data {data_dir}: model {spec.name} needs "
+                         + ("a bottleneck cache from `fer-tf bottleneck`" if not cached else
+                            "image records; this is a bottleneck cache (use --model vggface2_head)"))
+    if cached:
+        params["feature_dim"] = manifest["feature_dim"]
     params.update(model=spec.name, data_dir=data_dir, classes=list(label_set.classes),
                   image_size=list(spec.image_size),
                   class_weight_values=class_weight_values(manifest, params["class_weights"]))
@@ -156,8 +163,10 @@ class StepCountHook(tf.compat.v1.train.SessionRunHook):
 
 
 def make_estimator(spec, config, params, vggface2_weights=None, allow_random_init=False, log=print):
-    if spec.kind == "keras":
+    if spec.kind in ("keras", "keras_head"):
         from fer_tf import keras_estimator
+        if spec.kind == "keras_head":
+            return keras_estimator.head_estimator(config, params)
         return keras_estimator.vggface2_estimator(config, params, vggface2_weights,
                                                   allow_random_init, log)
     return tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
@@ -196,17 +205,19 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         config = make_run_config(model_dir, checkpoint_steps or steps_per_epoch * eval_every_epochs,
                                  seed, strategy)
         estimator = make_estimator(spec, config, params, vggface2_weights, allow_random_init, log)
-        exporter = tf.estimator.BestExporter(
+        # A head trained on cached features has no image input of its own: `fer-tf export
+        # --vggface2-weights` assembles base + head into an image-bytes SavedModel afterwards.
+        exporters = [] if spec.kind == "keras_head" else [tf.estimator.BestExporter(
             name="best", serving_input_receiver_fn=serving.serving_input_receiver_fn(spec.image_size),
             compare_fn=_higher_accuracy, exports_to_keep=1,
-            assets_extra={serving.META_FILE: meta_path, "labels.txt": labels_path})
+            assets_extra={serving.META_FILE: meta_path, "labels.txt": labels_path})]
         train_spec = tf.estimator.TrainSpec(
             lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, input_context),
             max_steps=max_steps, hooks=[StepCountHook(model_dir)])
         # steps=None: evaluate the whole eval split (the default of 100 steps would see a part).
         eval_spec = tf.estimator.EvalSpec(
             lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.EVAL, params, input_context),
-            steps=None, exporters=[exporter], start_delay_secs=0, throttle_secs=0)
+            steps=None, exporters=exporters, start_delay_secs=0, throttle_secs=0)
         log(f"training {spec.name} on {data_dir}: {n_train} faces, {steps_per_epoch} steps/epoch, "
             f"max_steps {max_steps}, model dir {model_dir}")
         try:
@@ -219,4 +230,6 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
                               "record data") + "; reconvert the records with `fer-tf records` or "
                              "pass --skip-corrupt to skip what cannot be read") from None
     metrics = result[0] if result else None
-    return metrics, serving.resolve_export(model_dir) if metrics is not None else None
+    if metrics is None or not exporters:
+        return metrics, None
+    return metrics, serving.resolve_export(model_dir)

@@ -118,3 +118,36 @@ def test_estimator_trains_freezes_and_exports(records_224, tmp_path):
     assert model.image_size == (224, 224, 3) and model.meta["model"] == "vggface2"
     probs = model.predict([open(FACE_PNG, "rb").read()])
     assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5
+
+
+def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
+    from fer_tf import bottleneck, export, records
+    weights = str(tmp_path / "w.h5")
+    tiny_weights_file(weights)
+    cache = str(tmp_path / "cache")
+    manifest = bottleneck.cache_features(records_224, cache, weights, width=TINY, progress=False,
+                                         log=lambda *_: None)
+    assert manifest["kind"] == "features" and manifest["feature_dim"] == 256
+    assert {s: v["count"] for s, v in manifest["splits"].items()} == {"train": 210, "eval": 49, "test": 49}
+    assert records.read_manifest(records_224)["splits"]["train"]["per_class"] == manifest["splits"]["train"]["per_class"]
+    with pytest.raises(FerTfError, match="needs image records; this is a bottleneck cache"):
+        run.prepare("vggface2", cache)
+    head_dir = str(tmp_path / "head")
+    metrics, none = run.train("vggface2_head", cache, head_dir, max_steps=20,
+                              overrides={"batch_size": 32, "width": TINY}, log=lambda *_: None)
+    assert none is None and metrics["global_step"] == 20 and "recall/happy" in metrics
+    out = str(tmp_path / "assembled")
+    export.assemble_vggface2(head_dir, out, weights, log=lambda *_: None)
+    model = serving.ExportedModel(out)
+    assert model.meta["model"] == "vggface2" and model.image_size == (224, 224, 3)
+    # The assembled SavedModel = base from the weights file + head from the head's checkpoint.
+    reference = vggface2.build_keras_model(7, "features", width=TINY)
+    vggface2_weights.load(reference, weights)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(head_dir))
+    for name in ("fer_fc1", "probabilities"):
+        reference.get_layer(name).set_weights([reader.get_tensor(f"{name}/kernel"),
+                                               reader.get_tensor(f"{name}/bias")])
+    png = open(FACE_PNG, "rb").read()
+    from fer_tf import preprocess
+    image = preprocess.decode_image(tf.constant(png), 224, 224, 3)[None]
+    np.testing.assert_allclose(model.predict([png]), reference(image, training=False).numpy(), atol=1e-4)

@@ -117,3 +117,24 @@ SPEC = register(ModelSpec(
     description="VGGFace2 ResNet50 (keras-vggface names) fine-tuned via model_to_estimator",
     kind="keras",
 ))
+
+
+def build_head_model(num_classes, feature_dim, head_units=512, keep_prob=0.5):
+    """The same two new dense layers, fed by cached pooled features (the bottleneck cache)."""
+    features = keras.Input(shape=(feature_dim,), name="features")
+    x = L.Dense(head_units, activation="relu", name="fer_fc1")(features)
+    x = L.Dropout(1.0 - keep_prob, name="fer_dropout")(x)
+    out = L.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(features, out, name="vggface2_fer_head")
+
+
+HEAD_SPEC = register(ModelSpec(
+    name="vggface2_head",
+    build=None,
+    normalize=None,
+    image_size=(224, 224, 3),       # of the assembled model `fer-tf export` makes
+    hparams={"learning_rate": 1e-3, "batch_size": 256, "epochs": 20, "head_units": 512,
+             "keep_prob": 0.5, "width": 1.0, "weight_decay": 0.0, "augment": False},
+    description="VGGFace2 feature-extraction head trained on a bottleneck cache (fer-tf bottleneck)",
+    kind="keras_head",
+))
