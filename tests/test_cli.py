@@ -140,3 +140,16 @@ def test_eval_export_predict_commands(session_export, sample_records, tmp_path):
     assert result.returncode == 0
     header, row = (tmp_path / "out.csv").read_text().splitlines()
     assert header.split(",")[:3] == ["path", "label", "angry"] and len(row.split(",")) == 10
+
+
+def test_vggface2_weights_flag_errors(tmp_path):
+    from conftest import SAMPLE_CSV
+    from fer_tf import convert
+    r224 = str(tmp_path / "r224")
+    convert.convert_fer2013(SAMPLE_CSV, r224, size=224, progress=False)
+    assert_one_line_error(fer_tf("train", "--model", "vggface2", "--data", r224, "--model-dir",
+                                 tmp_path / "m", "--vggface2-weights", tmp_path / "nope.h5"),
+                          "--vggface2-weights", "nope.h5: no such file")
+    assert_one_line_error(fer_tf("train", "--model", "vggface2", "--data", r224, "--model-dir",
+                                 tmp_path / "m2"),
+                          "--vggface2-weights PATH is required", "--allow-random-init")
