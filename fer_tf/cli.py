@@ -170,11 +170,20 @@ def build_parser():
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bottleneck)
 
-    p = sub.add_parser("predict", help="classify face images with an exported model")
-    p.add_argument("paths", nargs="+", help="image files or folders")
-    p.add_argument("--model", required=True, help="SavedModel dir, or a model dir (best export)")
+    p = sub.add_parser("predict", help="expressions of every face in images, folders, videos, a webcam")
+    p.add_argument("paths", nargs="+", help="image or video files, folders (recursive), or a "
+                   "webcam index such as 0")
+    p.add_argument("--model", help="SavedModel dir or model dir (default: the shipped model)")
     p.add_argument("--format", default="table", choices=("table", "jsonl", "csv"))
     p.add_argument("--output", help="write results here instead of stdout (atomically)")
+    p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the inputs here")
+    p.add_argument("--landmarks", action="store_true", help="include the 68 landmarks per face")
+    p.add_argument("--no-detect", action="store_true",
+                   help="inputs are face crops already (FER2013-style): no detection")
+    p.add_argument("--upsample", type=int, help="dlib upsampling for small faces (default: 1 "
+                   f"for images under 256 px, else 0)")
+    p.add_argument("--video-stride", type=int, default=1, help="use every Nth video frame")
+    p.add_argument("--max-frames", type=int, help="stop a video or webcam after N frames")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("models", help="list the registered models")

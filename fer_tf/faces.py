@@ -9,6 +9,7 @@ level and scales and crops it so they land exactly there.
 """
 import dataclasses
 import io
+import os
 
 import cv2
 import numpy as np
@@ -37,8 +38,12 @@ def load_image(source):
                 raise BadImage("empty file")
             image = Image.open(io.BytesIO(source))
         else:
+            if os.path.isfile(source) and os.path.getsize(source) == 0:
+                raise BadImage("empty file")
             image = Image.open(source)
         image.load()
+    except BadImage:
+        raise
     except FileNotFoundError:
         raise BadImage("no such file") from None
     except IsADirectoryError:

@@ -1,115 +1,277 @@
-"""Classify face images with an exported model; one result per image, bad files reported.
+"""`fer-tf predict`: expressions of every face in images, folders, videos or a webcam.
 
-Each input image is taken as a face crop (the face pipeline with detection and alignment plugs in
-here). Output: a table, JSON lines or CSV, on stdout or written atomically to --output.
+Each picture goes through the face pipeline (dlib detection, 68 landmarks, FER2013-framed
+alignment at the model's own input size), faces from many pictures are batched through the
+exported model, and every face is reported with its box, probabilities and top label. A file
+without a face is reported as such; an unreadable file is reported on its own line and the run
+carries on (exit status 1 at the end if any failed). `--no-detect` takes each image as a face
+crop already (FER2013-style).
 """
 import csv
+import dataclasses
 import io
 import json
 import os
 import sys
 
-from fer_tf import atomic, serving
+import cv2
+import numpy as np
+
+from fer_tf import atomic, faces, records, serving
 from fer_tf.errors import FerTfError
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+SMALL_IMAGE_SIDE = 256      # below this, detect with one 2x upsampling (faces are small)
+
+
+@dataclasses.dataclass
+class FaceResult:
+    index: int
+    box: tuple
+    landmarks: np.ndarray = None
+    probabilities: np.ndarray = None
+
+
+@dataclasses.dataclass
+class ItemResult:
+    """One picture: an image file, or one frame of a video or webcam."""
+    path: str
+    frame: int = None
+    faces: list = dataclasses.field(default_factory=list)
+    error: str = None
+    skipped: bool = False           # a file in a folder that is neither image nor video
+    image: np.ndarray = None        # kept only while annotating
+
+
+def default_model_path():
+    """The model shipped in the repository (models/default), or $FER_TF_MODEL."""
+    path = os.environ.get("FER_TF_MODEL") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "default")
+    if not os.path.exists(path):
+        raise FerTfError("no default model at models/default; pass --model PATH (a SavedModel "
+                         "exported by fer-tf) or set FER_TF_MODEL")
+    return path
 
 
 def expand_paths(paths):
-    """Files as given; folders walked recursively for image files, in sorted order."""
+    """-> [(kind, path)] with kind image | video | webcam; folders walked recursively, sorted."""
+    items = []
     for path in paths:
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs.sort()
                 for name in sorted(files):
-                    if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                        yield os.path.join(root, name)
+                    ext = os.path.splitext(name)[1].lower()
+                    kind = ("video" if ext in VIDEO_EXTENSIONS else
+                            "image" if ext in IMAGE_EXTENSIONS else "other")
+                    items.append((kind, os.path.join(root, name)))
+        elif path.isdigit() and not os.path.exists(path):
+            items.append(("webcam", path))
         else:
-            yield path
+            ext = os.path.splitext(path)[1].lower()
+            items.append(("video" if ext in VIDEO_EXTENSIONS else "image", path))
+    return items
 
 
-def read_image_bytes(path):
-    """The file's bytes if it decodes as an image, else a one-line reason."""
-    import cv2
-    import numpy as np
-
+def read_pictures(kind, path, stride=1, max_frames=None):
+    """Yield (frame index or None, RGB image or None, error or None); error None and image None
+    means the file was skipped on purpose."""
+    if kind == "other":
+        yield None, None, None
+        return
+    if kind == "image":
+        try:
+            yield None, faces.load_image(path), None
+        except faces.BadImage as e:
+            yield None, None, str(e)
+        return
+    capture = cv2.VideoCapture(int(path) if kind == "webcam" else path)
+    if not capture.isOpened():
+        yield None, None, (f"cannot open webcam {path}" if kind == "webcam"
+                           else "cannot open video (unreadable or unsupported codec)")
+        return
+    index = taken = 0
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        return None, f"cannot read ({e.strerror})"
-    if not data:
-        return None, "empty file"
-    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
-        return None, "not a readable image (corrupt, truncated or another format)"
-    return data, None
+        while max_frames is None or taken < max_frames:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            if index % stride == 0:
+                taken += 1
+                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+            index += 1
+    finally:
+        capture.release()
+    if taken == 0:
+        yield None, None, "no readable frames"
 
 
-def classify(model, paths, batch_size=64):
-    """[(path, probabilities or None, error or None)] in input order, batched through the model."""
-    results, batch = [], []
+class Predictor:
+    """Detect + align + batch-classify; results come back in input order."""
 
-    def flush():
-        if batch:
-            probabilities = model.predict([data for _, data in batch])
-            results.extend((path, p, None) for (path, _), p in zip(batch, probabilities))
-            batch.clear()
+    def __init__(self, model, detect=True, upsample=None, batch_size=64, keep_images=False):
+        self.model = model
+        self.height, self.width, self.channels = model.image_size
+        self.detect = detect
+        self.upsample = upsample
+        self.batch_size = batch_size
+        self.keep_images = keep_images
+        self.pipeline = None
+        self.pending = []       # (ItemResult, FaceResult, encoded crop)
+        self.waiting = []       # ItemResults not yet returned, in input order
 
-    for path in expand_paths(paths):
-        data, error = read_image_bytes(path)
-        if error:
-            flush()
-            results.append((path, None, error))
-            continue
-        batch.append((path, data))
-        if len(batch) == batch_size:
-            flush()
-    flush()
-    return results
+    def _faces(self, rgb):
+        if not self.detect:
+            return [(faces.Face((0, 0, rgb.shape[1], rgb.shape[0]), None), self._resize(rgb))]
+        if self.pipeline is None:
+            self.pipeline = faces.FacePipeline()
+        self.pipeline.upsample = (self.upsample if self.upsample is not None
+                                  else int(max(rgb.shape[:2]) < SMALL_IMAGE_SIDE))
+        return [(face, faces.align(rgb, face.landmarks, self.height, self.channels))
+                for face in self.pipeline.faces(rgb)]
+
+    def _resize(self, rgb):
+        crop = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[:, :, None] if self.channels == 1 else crop
+
+    def add(self, item, rgb):
+        """Queue one picture's faces; returns the items completed so far (in order)."""
+        if rgb is not None:
+            if self.keep_images:
+                item.image = rgb
+            for i, (face, crop) in enumerate(self._faces(rgb)):
+                result = FaceResult(i, tuple(round(float(v), 1) for v in face.box), face.landmarks)
+                item.faces.append(result)
+                png = records.encode_png(crop[:, :, ::-1] if crop.shape[-1] == 3 else crop)
+                self.pending.append((item, result, png))
+        self.waiting.append(item)
+        if len(self.pending) >= self.batch_size:
+            self._classify()
+        return self._ready()
+
+    def finish(self):
+        self._classify()
+        return self._ready()
+
+    def _classify(self):
+        if self.pending:
+            probabilities = self.model.predict([png for _, _, png in self.pending])
+            for (_, face, _), p in zip(self.pending, probabilities):
+                face.probabilities = p
+            self.pending = []
+
+    def _ready(self):
+        done = []
+        while self.waiting and all(f.probabilities is not None for f in self.waiting[0].faces):
+            done.append(self.waiting.pop(0))
+        return done
 
 
-def render(results, classes, fmt):
-    out = io.StringIO()
-    if fmt == "jsonl":
-        for path, probs, error in results:
-            row = {"path": path, "error": error}
-            if probs is not None:
-                row.update(label=classes[int(probs.argmax())],
-                           probabilities={c: round(float(p), 6) for c, p in zip(classes, probs)})
-            out.write(json.dumps(row) + "\n")
-    elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["path", "label", *classes, "error"])
-        for path, probs, error in results:
-            if probs is None:
-                writer.writerow([path, "", *[""] * len(classes), error])
+def rows(item, classes, with_landmarks=False):
+    """Flat dicts, one per face (or one for a file with no face or an error)."""
+    base = {"path": item.path, "frame": item.frame}
+    if item.error:
+        return [{**base, "face": None, "error": item.error}]
+    if item.skipped:
+        return [{**base, "face": None, "error": None, "note": "skipped: not an image or video file"}]
+    if not item.faces:
+        return [{**base, "face": None, "error": None, "note": "no face found"}]
+    out = []
+    for face in item.faces:
+        row = {**base, "face": face.index, "box": list(face.box),
+               "label": classes[int(face.probabilities.argmax())],
+               "probabilities": {c: round(float(p), 6) for c, p in zip(classes, face.probabilities)},
+               "error": None}
+        if with_landmarks and face.landmarks is not None:
+            row["landmarks"] = np.round(face.landmarks, 1).tolist()
+        out.append(row)
+    return out
+
+
+class Writer:
+    """table | jsonl | csv to stdout, or atomically to a file at the end."""
+
+    def __init__(self, fmt, classes, output=None, with_landmarks=False):
+        self.fmt, self.classes, self.output = fmt, classes, output
+        self.with_landmarks = with_landmarks
+        self.buffer = io.StringIO() if output else sys.stdout
+        if fmt == "csv":
+            self.csv = csv.writer(self.buffer, lineterminator="\n")
+            self.csv.writerow(["path", "frame", "face", "left", "top", "right", "bottom", "label",
+                               *classes, "error"])
+
+    def write(self, item):
+        for row in rows(item, self.classes, self.with_landmarks):
+            if self.fmt == "jsonl":
+                self.buffer.write(json.dumps(row) + "\n")
+            elif self.fmt == "csv":
+                box = row.get("box") or [""] * 4
+                probs = [f"{row['probabilities'][c]:.6f}" for c in self.classes] if "probabilities" in row else [""] * len(self.classes)
+                self.csv.writerow([row["path"], "" if row["frame"] is None else row["frame"],
+                                   "" if row["face"] is None else row["face"], *box,
+                                   row.get("label", ""), *probs,
+                                   row["error"] or row.get("note", "")])
             else:
-                writer.writerow([path, classes[int(probs.argmax())],
-                                 *[f"{p:.6f}" for p in probs], ""])
-    else:
-        for path, probs, error in results:
-            if probs is None:
-                out.write(f"{path}: ERROR {error}\n")
-                continue
-            order = probs.argsort()[::-1]
-            top = ", ".join(f"{classes[i]} {probs[i]:.2f}" for i in order[:3])
-            out.write(f"{path}: {classes[order[0]]}  ({top})\n")
-    return out.getvalue()
+                where = row["path"] + ("" if row["frame"] is None else f" [frame {row['frame']}]")
+                if row["error"]:
+                    self.buffer.write(f"{where}: ERROR {row['error']}\n")
+                elif row["face"] is None:
+                    self.buffer.write(f"{where}: {row['note']}\n")
+                else:
+                    top = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+                    box = ",".join(f"{v:.0f}" for v in row["box"])
+                    self.buffer.write(f"{where} face {row['face']} [{box}]: {row['label']}  ("
+                                      + ", ".join(f"{c} {p:.2f}" for c, p in top) + ")\n")
+        if not self.output:
+            self.buffer.flush()
+
+    def close(self):
+        if self.output:
+            with atomic.atomic_file(self.output) as f:
+                f.write(self.buffer.getvalue())
+
+
+def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=True,
+        upsample=None, with_landmarks=False, stride=1, max_frames=None, batch_size=64):
+    """Returns (pictures read, faces found, failed files)."""
+    from fer_tf import annotate as drawing
+    model = serving.ExportedModel(model_path or default_model_path())
+    items = expand_paths(paths)
+    if not items:
+        raise FerTfError(f"{' '.join(paths)}: no images or videos found")
+    predictor = Predictor(model, detect, upsample, batch_size, keep_images=bool(annotate))
+    writer = Writer(fmt, model.label_set.classes, output, with_landmarks)
+    annotator = drawing.Annotator(annotate, model.label_set, paths) if annotate else None
+    pictures = found = failed = 0
+
+    def emit(done):
+        nonlocal found
+        for item in done:
+            found += len(item.faces)
+            writer.write(item)
+            if annotator and item.image is not None:
+                annotator.add(item)
+                item.image = None
+
+    for kind, path in items:
+        errors_before = failed
+        for frame, rgb, error in read_pictures(kind, path, stride, max_frames):
+            item = ItemResult(path, frame, error=error, skipped=rgb is None and error is None)
+            failed += error is not None
+            pictures += rgb is not None
+            emit(predictor.add(item, rgb))
+        emit(predictor.finish())
+        if annotator and kind != "image" and failed == errors_before:
+            annotator.finish_video(path)
+    writer.close()
+    return pictures, found, failed
 
 
 def main(args):
-    model = serving.ExportedModel(args.model)
-    results = classify(model, args.paths)
-    if not results:
-        raise FerTfError(f"{' '.join(args.paths)}: no image files found")
-    text = render(results, model.label_set.classes, args.format)
-    if args.output:
-        with atomic.atomic_file(args.output) as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
-    failed = sum(1 for _, probs, _ in results if probs is None)
-    if failed:
-        print(f"fer-tf predict: {failed} of {len(results)} file(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    pictures, found, failed = run(
+        args.paths, args.model, args.format, args.output, args.annotate, not args.no_detect,
+        args.upsample, args.landmarks, args.video_stride, args.max_frames)
+    print(f"fer-tf predict: {pictures} picture(s), {found} face(s)"
+          + (f", {failed} file(s) failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0

@@ -125,21 +125,28 @@ def test_eval_export_predict_commands(session_export, sample_records, tmp_path):
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
     folder = tmp_path / "faces"
     folder.mkdir()
-    shutil.copy(FACE_PNG, folder / "a.png")
-    (folder / "b.jpg").write_bytes(b"")
-    (folder / "c.png").write_bytes(open(FACE_PNG, "rb").read()[:200])
+    shutil.copy(FACE_PNG, folder / "a.png")                           # a face crop: detected
+    (folder / "b.jpg").write_bytes(b"")                                # zero bytes
+    (folder / "c.png").write_bytes(open(FACE_PNG, "rb").read()[:200])  # truncated
+    (folder / "d.txt").write_text("not an image")                      # skipped, not a failure
+    import numpy as np
+    import cv2
+    cv2.imwrite(str(folder / "e.png"), np.full((200, 200, 3), 90, np.uint8))   # no face
     result = fer_tf("predict", folder, "--model", session_export, "--format", "jsonl")
     assert result.returncode == 1            # some files failed
     rows = [json.loads(l) for l in result.stdout.splitlines()]
-    assert [os.path.basename(r["path"]) for r in rows] == ["a.png", "b.jpg", "c.png"]
+    assert [os.path.basename(r["path"]) for r in rows] == ["a.png", "b.jpg", "c.png", "d.txt", "e.png"]
     assert rows[0]["error"] is None and len(rows[0]["probabilities"]) == 7
-    assert rows[1]["error"] == "empty file" and "not a readable image" in rows[2]["error"]
-    assert "2 of 3 file(s) failed" in result.stderr
+    assert rows[0]["label"] == max(rows[0]["probabilities"], key=rows[0]["probabilities"].get)
+    assert rows[1]["error"] == "empty file" and "corrupt or truncated" in rows[2]["error"]
+    assert rows[3]["note"].startswith("skipped") and rows[4]["note"] == "no face found"
+    assert "2 picture(s), 1 face(s), 2 file(s) failed" in result.stderr
     result = fer_tf("predict", FACE_PNG, "--model", session_export, "--format", "csv",
                     "--output", tmp_path / "out.csv")
     assert result.returncode == 0
     header, row = (tmp_path / "out.csv").read_text().splitlines()
-    assert header.split(",")[:3] == ["path", "label", "angry"] and len(row.split(",")) == 10
+    assert header.split(",")[:9] == ["path", "frame", "face", "left", "top", "right", "bottom",
+                                     "label", "angry"] and len(row.split(",")) == 16
 
 
 def test_vggface2_weights_flag_errors(tmp_path):

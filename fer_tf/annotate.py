@@ -1,0 +1,91 @@
+"""Annotated copies of the inputs: a box, the top label and a probability bar per class for every
+face; images keep their name under the output folder, videos become MP4s. Written atomically."""
+import os
+import tempfile
+
+import cv2
+import numpy as np
+
+from fer_tf import atomic
+
+
+def _bgr(hex_colour):
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return (b, g, r)
+
+
+def draw(rgb, faces, label_set):
+    """-> BGR image with boxes, labels and per-class probability bars."""
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    scale = max(image.shape[:2]) / 640.0
+    font, thick = 0.45 * max(scale, 0.6), max(1, int(round(scale * 1.5)))
+    for face in faces:
+        left, top, right, bottom = (int(round(v)) for v in face.box)
+        k = int(face.probabilities.argmax())
+        colour = _bgr(label_set.colours[k])
+        cv2.rectangle(image, (left, top), (right, bottom), colour, thick)
+        text = f"{label_set.classes[k]} {face.probabilities[k]:.2f}"
+        cv2.putText(image, text, (left, max(12, top - 4)), cv2.FONT_HERSHEY_SIMPLEX, font, colour,
+                    thick, cv2.LINE_AA)
+        bar_w = max(30, (right - left) // 2)
+        row_h = max(4, int(6 * scale))
+        for j, (name, p) in enumerate(zip(label_set.classes, face.probabilities)):
+            y = bottom + 3 + j * (row_h + 1)
+            if y + row_h >= image.shape[0]:
+                break
+            cv2.rectangle(image, (left, y), (left + bar_w, y + row_h), (60, 60, 60), -1)
+            cv2.rectangle(image, (left, y), (left + int(bar_w * float(p)), y + row_h),
+                          _bgr(label_set.colours[j]), -1)
+        if face.landmarks is not None:
+            for x, y in np.round(face.landmarks).astype(int):
+                cv2.circle(image, (x, y), max(1, thick - 1), (0, 255, 0), -1)
+    return image
+
+
+class Annotator:
+    def __init__(self, out_dir, label_set, roots):
+        self.out_dir = out_dir
+        self.label_set = label_set
+        self.roots = [os.path.abspath(r) for r in roots if os.path.isdir(r)]
+        self.videos = {}        # path -> (writer, temp file, final path)
+        os.makedirs(out_dir, exist_ok=True)
+
+    def target(self, path, ext=None):
+        """Keep folder structure below an input folder, else just the file name."""
+        full = os.path.abspath(path)
+        rel = next((os.path.relpath(full, r) for r in self.roots if full.startswith(r + os.sep)),
+                   os.path.basename(path))
+        if ext:
+            rel = os.path.splitext(rel)[0] + ext
+        return os.path.join(self.out_dir, rel)
+
+    def add(self, item):
+        image = draw(item.image, item.faces, self.label_set)
+        if item.frame is None:
+            target = self.target(item.path)
+            ext = os.path.splitext(target)[1].lower()
+            if ext not in (".png", ".jpg", ".jpeg", ".bmp"):
+                target, ext = os.path.splitext(target)[0] + ".png", ".png"
+            ok, data = cv2.imencode(ext, image)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with atomic.atomic_file(target, "wb") as f:
+                f.write(data.tobytes())
+            return
+        if item.path not in self.videos:
+            final = self.target(f"webcam{item.path}" if item.path.isdigit() else item.path, ".mp4")
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=os.path.dirname(final),
+                                       prefix=f".{os.path.basename(final)}.")
+            os.close(fd)
+            fps = cv2.VideoCapture(item.path).get(cv2.CAP_PROP_FPS) if not item.path.isdigit() else 0
+            writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0,
+                                     (image.shape[1], image.shape[0]))
+            self.videos[item.path] = (writer, tmp, final)
+        self.videos[item.path][0].write(image)
+
+    def finish_video(self, path):
+        if path in self.videos:
+            writer, tmp, final = self.videos.pop(path)
+            writer.release()
+            os.replace(tmp, final)
