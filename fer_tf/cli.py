@@ -181,7 +181,7 @@ def build_parser():
     p.add_argument("--no-detect", action="store_true",
                    help="inputs are face crops already (FER2013-style): no detection")
     p.add_argument("--upsample", type=int, help="dlib upsampling for small faces (default: 1 "
-                   f"for images under 256 px, else 0)")
+                   "for images under 256 px, else 0)")
     p.add_argument("--video-stride", type=int, default=1, help="use every Nth video frame")
     p.add_argument("--max-frames", type=int, help="stop a video or webcam after N frames")
     p.set_defaults(func=cmd_predict)
