@@ -68,6 +68,17 @@ def cmd_eval(args):
 def cmd_export(args):
     from fer_tf import export, logs
     logs.setup()
+    if args.tflite:
+        from fer_tf import tflite
+        path = tflite.convert(args.model_dir, args.out)
+        print(f"exported {path}: {os.path.getsize(path) / 2**20:.2f} MiB TFLite (+ "
+              f"{os.path.splitext(path)[0]}.json)")
+        if args.check_data:
+            check = tflite.agreement(path, args.model_dir, args.check_data, args.check_split)
+            print(f"TFLite vs SavedModel on {check['faces']} {args.check_split} faces: top-1 "
+                  f"agreement {check['top1_agreement']:.4f}, largest probability difference "
+                  f"{check['max_prob_diff']:.2e}")
+        return
     if export.is_head_run(args.model_dir):
         path = export.assemble_vggface2(args.model_dir, args.out, args.vggface2_weights,
                                         args.allow_random_init)
@@ -151,13 +162,17 @@ def build_parser():
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="copy a model dir's best SavedModel to a standalone folder")
-    p.add_argument("--model-dir", required=True)
+    p.add_argument("--model-dir", required=True, help="a training model dir or a SavedModel")
     p.add_argument("--out", required=True)
     p.add_argument("--float16", action="store_true",
                    help="store the weights as float16 (half the size; computation stays float32)")
     p.add_argument("--vggface2-weights", metavar="PATH",
                    help="vggface2_head runs: the base weights to assemble with the trained head")
     p.add_argument("--allow-random-init", action="store_true")
+    p.add_argument("--tflite", action="store_true", help="write a .tflite model to --out instead")
+    p.add_argument("--check-data", metavar="RECORDS",
+                   help="with --tflite: print its agreement with the SavedModel on these records")
+    p.add_argument("--check-split", default="test")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bottleneck", help="cache VGGFace2 base features of 224 records (feature extraction)")

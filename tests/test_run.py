@@ -161,3 +161,12 @@ def test_float16_export_halves_weights_and_predicts_the_same(trained, sample_rec
     p16 = serving.ExportedModel(half).predict(encoded)
     np.testing.assert_allclose(p16, p32, atol=2e-3)
     assert serving.ExportedModel(half).label_set.name == "fer7"
+
+
+def test_tflite_agrees_with_savedmodel(trained, sample_records, tmp_path):
+    from fer_tf import tflite
+    path = tflite.convert(trained[0], str(tmp_path / "m.tflite"))
+    assert tflite.read_sidecar(path)["image_size"] == [48, 48, 1]
+    check = tflite.agreement(path, trained[0], sample_records, "test")
+    assert check["faces"] == 49 and check["top1_agreement"] == 1.0
+    assert check["max_prob_diff"] < 1e-4
