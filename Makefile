@@ -5,17 +5,22 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 FERTF  := $(BIN)/fer-tf
 
-DATA    ?= ../shared/data/fer2013.csv.gz
 DATASET ?= fer2013
+ifeq ($(DATASET),genki)
+DATA          ?= ../shared/data/genki4k.tar.gz
+RECORDS_FLAGS ?= --dataset genki
+endif
+DATA    ?= ../shared/data/fer2013.csv.gz
 RECORDS ?= records/$(DATASET)
 MODEL   ?= lenet7
 RUN     ?= runs/$(MODEL)
 SPLIT   ?= test
+FOLDS   ?= 10
 PORT    ?= 6006
 RECORDS_FLAGS ?=
 TRAIN_FLAGS   ?=
 
-.PHONY: setup demo records train eval export predict tensorboard test bench clean-demo
+.PHONY: setup demo records train cv eval export predict tensorboard test bench clean-demo
 
 $(VENV)/.installed: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -44,6 +49,9 @@ records: setup
 
 train: setup
 	$(FERTF) train --model $(MODEL) --data $(RECORDS) --model-dir $(RUN) $(TRAIN_FLAGS)
+
+cv: setup
+	$(FERTF) cv --model $(MODEL) --data $(RECORDS) --folds $(FOLDS) --model-dir runs/$(MODEL)_cv
 
 eval: setup
 	$(FERTF) eval --model $(RUN) --data $(RECORDS) --split $(SPLIT)

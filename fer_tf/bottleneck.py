@@ -48,7 +48,7 @@ def cache_features(data_dir, out_dir, weights_path=None, allow_random_init=False
                                      height=224, width=224, channels=3)
             name = records.shard_name(split, 0, 1)
             counts = np.zeros(label_set.num_classes, dtype=np.int64)
-            total = manifest["splits"][split]["count"]
+            total = records.split_count(manifest, split)
             with tf.io.TFRecordWriter(os.path.join(tmp, name)) as writer, \
                     tqdm(total=total, desc=f"caching {split}", unit=" faces", disable=not progress) as bar:
                 for features, labels in ds:

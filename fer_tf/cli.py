@@ -26,6 +26,18 @@ def _hparams(pairs):
 
 def cmd_records(args):
     from fer_tf import convert
+    args.out = args.out or f"records/{args.dataset}"
+    if args.dataset == "genki":
+        from fer_tf import logs
+        logs.setup()
+        manifest = convert.convert_genki(args.csv, args.out, size=args.size or 64,
+                                         channels=args.channels, folds=args.folds, seed=args.seed,
+                                         centre_crop_fallback=args.centre_crop_fallback,
+                                         progress=not args.quiet)
+        counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+        print(f"wrote {args.out}: {counts} (smile2, {manifest['image']['height']}px)")
+        return
+    args.size = args.size or 48
     manifest = convert.convert_fer2013(
         args.csv, args.out, ferplus_path=args.ferplus, size=args.size, channels=args.channels,
         split=args.split, seed=args.seed, shards=args.shards, skip_bad=args.skip_bad,
@@ -55,6 +67,19 @@ def cmd_train(args):
         print(f"best export: {export}" if export else
               "no export from a head trained on cached features: assemble one with "
               "`fer-tf export --model-dir ... --vggface2-weights ...`")
+
+
+def cmd_cv(args):
+    import statistics
+
+    from fer_tf import logs, run
+    logs.setup()
+    model_dir = args.model_dir or f"runs/{args.model}_cv"
+    accuracies = run.cross_validate(args.model, args.data, model_dir, args.folds,
+                                    _hparams(args.hparams), args.epochs, args.seed)
+    print(f"{args.model} {len(accuracies)}-fold cross-validation on {args.data}: accuracy "
+          f"{statistics.mean(accuracies):.4f} ± {statistics.pstdev(accuracies):.4f} "
+          f"(folds: {', '.join(f'{a:.3f}' for a in accuracies)})")
 
 
 def cmd_eval(args):
@@ -117,11 +142,16 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="fer-tf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("records", help="convert fer2013.csv (+ FER+ votes) to TFRecords")
-    p.add_argument("csv", help="fer2013.csv or fer2013.csv.gz (Kaggle format)")
-    p.add_argument("--out", default="records/fer2013", help="output record folder")
+    p = sub.add_parser("records", help="convert fer2013.csv (+ FER+ votes) or GENKI-4K to TFRecords")
+    p.add_argument("csv", help="fer2013.csv or fer2013.csv.gz (Kaggle format); with --dataset "
+                   "genki, genki4k.tar.gz or its extracted folder")
+    p.add_argument("--dataset", default="fer2013", choices=("fer2013", "genki"))
+    p.add_argument("--folds", type=int, default=10, help="genki: stratified folds")
+    p.add_argument("--centre-crop-fallback", action="store_true",
+                   help="genki: centre-crop photos where no face is detected instead of dropping them")
+    p.add_argument("--out", help="output record folder (default: records/fer2013 or records/genki)")
     p.add_argument("--ferplus", help="fer2013new.csv: use FER+ majority-vote labels (8 classes)")
-    p.add_argument("--size", type=int, default=48, help="output side: 48, or 224 for vggface2")
+    p.add_argument("--size", type=int, help="output side: 48 (default), 224 for vggface2; genki 64")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3))
     p.add_argument("--split", default="usage", choices=("usage", "stratified"),
                    help="Kaggle Usage column, or a seeded stratified 8:1:1 split")
@@ -151,6 +181,16 @@ def build_parser():
     p.add_argument("--strategy", choices=("none", "mirrored", "multi_worker", "parameter_server"),
                    default="none", help="distribution strategy; the cluster comes from TF_CONFIG")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("cv", help="k-fold cross-validation over a record folder's folds (GENKI-4K)")
+    p.add_argument("--model", default="smile")
+    p.add_argument("--data", default="records/genki")
+    p.add_argument("--model-dir", default=None, help="default: runs/MODEL_cv")
+    p.add_argument("--folds", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--hparams", nargs="*", metavar="NAME=VALUE")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("eval", help="accuracy, per-class recall and confusion matrix of an export")
     p.add_argument("--model", required=True, help="SavedModel dir, or a model dir (best export)")

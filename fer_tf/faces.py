@@ -144,3 +144,12 @@ def align(rgb, landmarks, size=48, channels=1):
 
 def transform_points(matrix, points):
     return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def centre_crop(rgb, size=64, channels=1):
+    """The fallback when no face is found: the central square, resized."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = cv2.resize(rgb[top:top + side, left:left + side], (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[:, :, None] if channels == 1 else crop

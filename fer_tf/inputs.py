@@ -5,6 +5,7 @@ import tensorflow as tf
 from fer_tf import preprocess, records
 
 MODE_TO_SPLIT = {tf.estimator.ModeKeys.TRAIN: "train", tf.estimator.ModeKeys.EVAL: "eval"}
+MODE_TO_SPLIT_NAMES = {"train": "train", "eval": "eval", "test": "test"}
 
 
 def parse_fn(manifest):
@@ -45,9 +46,9 @@ def decode_fn(height, width, channels):
     return decode
 
 
-def balanced(ds, manifest, seed=None):
-    """Rejection-resample the stream to a uniform class distribution (training only)."""
-    counts = manifest["splits"]["train"]["per_class"]
+def balanced(ds, counts, seed=None):
+    """Rejection-resample the stream to a uniform class distribution (training only);
+    `counts` are the training split's examples per class."""
     initial = [c / sum(counts) for c in counts]
     target = [1.0 / len(counts) if c else 0.0 for c in counts]
     target = [t / sum(target) for t in target]
@@ -57,7 +58,7 @@ def balanced(ds, manifest, seed=None):
 
 def make_dataset(files, manifest, *, training, batch_size, height, width, channels,
                  augment=True, shuffle_buffer=10000, input_context=None, seed=None,
-                 skip_corrupt=False, balanced_sampling=False):
+                 skip_corrupt=False, balanced_sampling=False, train_split="train"):
     num_files = len(files)
     files = tf.data.Dataset.from_tensor_slices(sorted(files))
     if input_context and input_context.num_input_pipelines > 1:
@@ -75,7 +76,7 @@ def make_dataset(files, manifest, *, training, batch_size, height, width, channe
     ds = ds.map(feature_parse_fn(manifest) if cached else parse_fn(manifest),
                 num_parallel_calls=tf.data.AUTOTUNE)
     if training and balanced_sampling:
-        ds = balanced(ds, manifest, seed)
+        ds = balanced(ds, records.split_per_class(manifest, train_split), seed)
     if not cached:
         ds = ds.map(decode_fn(height, width, channels), num_parallel_calls=tf.data.AUTOTUNE)
     if skip_corrupt:
@@ -90,10 +91,12 @@ def make_dataset(files, manifest, *, training, batch_size, height, width, channe
 
 
 def input_fn(mode, params, input_context=None):
-    """Estimator input_fn. params: data_dir, batch_size, image_size (h, w, c), optional split
-    (overrides the mode's split), augment, shuffle_buffer, seed."""
+    """Estimator input_fn. params: data_dir, batch_size, image_size (h, w, c); optional: split
+    (overrides the mode's split), splits (a {"train": ..., "eval": ...} map, e.g. the folds of a
+    cross-validation round), augment, shuffle_buffer, seed, skip_corrupt, balanced_sampling."""
     manifest = records.read_manifest(params["data_dir"])
-    split = params.get("split") or MODE_TO_SPLIT.get(mode, "test")
+    splits = {**MODE_TO_SPLIT_NAMES, **(params.get("splits") or {})}
+    split = params.get("split") or splits[MODE_TO_SPLIT.get(mode, "test")]
     files = records.split_files(params["data_dir"], manifest, split)
     height, width, channels = params["image_size"]
     return make_dataset(files, manifest, training=mode == tf.estimator.ModeKeys.TRAIN,
@@ -102,4 +105,5 @@ def input_fn(mode, params, input_context=None):
                         shuffle_buffer=params.get("shuffle_buffer", 10000),
                         input_context=input_context, seed=params.get("seed"),
                         skip_corrupt=params.get("skip_corrupt", False),
-                        balanced_sampling=params.get("balanced_sampling", False))
+                        balanced_sampling=params.get("balanced_sampling", False),
+                        train_split=splits["train"])

@@ -27,7 +27,7 @@ def encode_png(image):
     return buf.tobytes()
 
 
-def make_example(image, label, source_row, votes=None):
+def make_example(image, label, source_row, votes=None, pose=None):
     """image: uint8 HxW or HxWxC (C=1 grey, C=3 RGB)."""
     image = np.asarray(image, dtype=np.uint8)
     if image.ndim == 2:
@@ -46,6 +46,8 @@ def make_example(image, label, source_row, votes=None):
     }
     if votes is not None:
         feature["ferplus/votes"] = int64([int(v) for v in votes])
+    if pose is not None:      # GENKI-4K head pose: yaw, pitch, roll (radians)
+        feature["pose"] = tf.train.Feature(float_list=tf.train.FloatList(value=list(pose)))
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -125,16 +127,26 @@ def manifest_label_set(manifest):
     return label_sets.from_json(manifest["label_set"])
 
 
+def resolve_split(manifest, split):
+    """A split name -> the stored splits it stands for: itself, an alias from the manifest
+    (GENKI's train = fold0+...+fold7), or an explicit `fold1+fold2` union."""
+    name = manifest.get("split_aliases", {}).get(split, split)
+    return name.split("+")
+
+
 def split_files(directory, manifest, split):
     """The shard paths of a split, checked to exist and to hold examples."""
     splits = manifest["splits"]
-    if split not in splits:
-        raise FerTfError(f"{os.path.join(directory, MANIFEST)}: no split {split!r} (has "
-                         f"{', '.join(sorted(splits))}); convert with a split that provides it")
-    if splits[split]["count"] == 0:
-        raise FerTfError(f"{os.path.join(directory, MANIFEST)}: split {split!r} is empty; "
-                         "reconvert with data for it (or --split stratified)")
-    paths = [os.path.join(directory, f) for f in splits[split]["shards"]]
+    paths = []
+    for part in resolve_split(manifest, split):
+        if part not in splits:
+            known = sorted(splits) + sorted(manifest.get("split_aliases", {}))
+            raise FerTfError(f"{os.path.join(directory, MANIFEST)}: no split {part!r} (has "
+                             f"{', '.join(known)}); convert with a split that provides it")
+        if splits[part]["count"] == 0:
+            raise FerTfError(f"{os.path.join(directory, MANIFEST)}: split {part!r} is empty; "
+                             "reconvert with data for it (or --split stratified)")
+        paths.extend(os.path.join(directory, f) for f in splits[part]["shards"])
     for p in paths:
         if not os.path.isfile(p):
             raise FerTfError(f"{p}: record shard listed in the manifest is missing; rerun "
@@ -142,12 +154,25 @@ def split_files(directory, manifest, split):
     return paths
 
 
+def split_count(manifest, split):
+    return sum(manifest["splits"][p]["count"] for p in resolve_split(manifest, split))
+
+
+def split_per_class(manifest, split):
+    parts = [manifest["splits"][p]["per_class"] for p in resolve_split(manifest, split)]
+    return [sum(col) for col in zip(*parts)]
+
+
 def expected_shard_counts(manifest, split):
     """Records per shard: the writer deals examples round-robin, so shard i holds n//S (+1 for
     the first n%S shards)."""
-    info = manifest["splits"][split]
-    n, shards = info["count"], len(info["shards"])
-    return {name: n // shards + (1 if i < n % shards else 0) for i, name in enumerate(info["shards"])}
+    counts = {}
+    for part in resolve_split(manifest, split):
+        info = manifest["splits"][part]
+        n, shards = info["count"], len(info["shards"])
+        counts.update({name: n // shards + (1 if i < n % shards else 0)
+                       for i, name in enumerate(info["shards"])})
+    return counts
 
 
 def scan_shard(path):

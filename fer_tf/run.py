@@ -50,11 +50,11 @@ def cluster_task_type():
     return (tf_config.get("task") or {}).get("type")
 
 
-def class_weight_values(manifest, mode):
+def class_weight_values(manifest, mode, train_split="train"):
     """'balanced': n / (k * n_c) from the training counts (sklearn's definition)."""
     if mode == "none":
         return None
-    counts = manifest["splits"]["train"]["per_class"]
+    counts = records.split_per_class(manifest, train_split)
     total, k = sum(counts), len(counts)
     return [total / (k * max(c, 1)) for c in counts]
 
@@ -93,7 +93,7 @@ def make_run_config(model_dir, save_steps, seed, strategy=None):
         train_distribute=train_distribute)
 
 
-def prepare(model_name, data_dir, overrides=None):
+def prepare(model_name, data_dir, overrides=None, splits=None):
     """Resolve model spec, manifest, label set and the full params dict for a run."""
     spec = models.get(model_name)
     manifest = records.read_manifest(data_dir)
@@ -119,14 +119,17 @@ def prepare(model_name, data_dir, overrides=None):
         params["feature_dim"] = manifest["feature_dim"]
     params.update(model=spec.name, data_dir=data_dir, classes=list(label_set.classes),
                   image_size=list(spec.image_size),
-                  class_weight_values=class_weight_values(manifest, params["class_weights"]))
+                  splits=splits or {},
+                  class_weight_values=class_weight_values(
+                      manifest, params["class_weights"], (splits or {}).get("train", "train")))
     return spec, manifest, label_set, params
 
 
 def export_meta(spec, label_set, params):
     return {"model": spec.name, "label_set": label_set.to_json(),
             "image_size": list(spec.image_size), "input": serving.INPUT_KEY,
-            "hparams": {k: v for k, v in params.items() if k not in ("data_dir", "classes")}}
+            "hparams": {k: v for k, v in params.items()
+                        if k not in ("data_dir", "classes", "splits", "class_weight_values")}}
 
 
 def _higher_accuracy(best_eval_result, current_eval_result):
@@ -174,18 +177,21 @@ def make_estimator(spec, config, params, vggface2_weights=None, allow_random_ini
 
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
           eval_every_epochs=1, checkpoint_steps=None, seed=0, strategy=None,
-          skip_corrupt=False, vggface2_weights=None, allow_random_init=False, log=print):
-    """train_and_evaluate; returns (final eval metrics, path of the best export)."""
-    spec, manifest, label_set, params = prepare(model_name, data_dir, overrides)
+          skip_corrupt=False, vggface2_weights=None, allow_random_init=False, splits=None,
+          log=print):
+    """train_and_evaluate; returns (final eval metrics, path of the best export). `splits` maps
+    train/eval to other record splits (cross-validation folds)."""
+    spec, manifest, label_set, params = prepare(model_name, data_dir, overrides, splits)
     epochs = epochs or params["epochs"]
-    n_train = manifest["splits"]["train"]["count"]
-    records.split_files(data_dir, manifest, "train")
-    records.split_files(data_dir, manifest, "eval")
+    splits = {"train": "train", "eval": "eval", **(params.get("splits") or {})}
+    n_train = records.split_count(manifest, splits["train"])
+    records.split_files(data_dir, manifest, splits["train"])
+    records.split_files(data_dir, manifest, splits["eval"])
     steps_per_epoch = max(1, n_train // params["batch_size"])
     max_steps = max_steps or epochs * steps_per_epoch
     params.update(max_steps=max_steps, seed=seed, skip_corrupt=skip_corrupt)
     if skip_corrupt:
-        for split in ("train", "eval"):
+        for split in (splits["train"], splits["eval"]):
             damaged = records.damaged_shards(data_dir, manifest, split)
             if damaged:
                 lost = sum(expected - readable for _, readable, expected, _ in damaged)
@@ -224,7 +230,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
         except tf.errors.DataLossError:
             # TensorFlow's message does not say which file; find the damaged shard(s) now.
-            damaged = [d for split in ("train", "eval")
+            damaged = [d for split in (splits["train"], splits["eval"])
                        for d in records.damaged_shards(data_dir, manifest, split)]
             raise FerTfError((describe_damage(damaged) if damaged else f"{data_dir}: corrupt "
                               "record data") + "; reconvert the records with `fer-tf records` or "
@@ -233,3 +239,31 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
     if metrics is None or not exporters:
         return metrics, None
     return metrics, serving.resolve_export(model_dir)
+
+
+def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, epochs=None,
+                   seed=0, log=print):
+    """k-fold cross-validation over the manifest's folds: fold k is held out and evaluated after
+    training on the others (the last evaluation, nothing selected on it). Each fold has its own
+    model dir under `model_dir`, so a rerun resumes. Returns the per-fold accuracies."""
+    manifest = records.read_manifest(data_dir)
+    available = manifest.get("folds", {}).get("count")
+    if not available:
+        raise FerTfError(f"--data {data_dir}: records without folds; convert with folds "
+                         "(fer-tf records --dataset genki)")
+    folds = folds or available
+    if folds != available:
+        raise FerTfError(f"--folds {folds}: {data_dir} was converted with {available} folds")
+    accuracies = []
+    for k in range(folds):
+        others = "+".join(f"fold{j}" for j in range(folds) if j != k)
+        metrics, _ = train(model_name, data_dir, os.path.join(model_dir, f"fold{k}"), overrides,
+                           epochs=epochs, seed=seed + k, splits={"train": others, "eval": f"fold{k}"},
+                           log=log)
+        accuracies.append(float(metrics["accuracy"]))
+        log(f"fold {k}: accuracy {accuracies[-1]:.4f} on {records.split_count(manifest, f'fold{k}')} faces")
+    atomic.write_json(os.path.join(model_dir, "cv.json"), {
+        "model": model_name, "data": data_dir, "folds": folds, "accuracies": accuracies,
+        "mean": sum(accuracies) / folds,
+        "std": (sum((a - sum(accuracies) / folds) ** 2 for a in accuracies) / folds) ** 0.5})
+    return accuracies

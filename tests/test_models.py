@@ -49,7 +49,11 @@ def train_accuracy_after(spec, images, labels, steps, lr=1e-3):
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_fits_64_faces(name):
+    import cv2
+    spec = models.get(name)
     rows = sample_rows()[:64]
-    images = np.array([np.array(r[1].split(), np.float32).reshape(48, 48, 1) for r in rows])
+    side = spec.image_size[0]
+    images = np.array([cv2.resize(np.array(r[1].split(), np.float32).reshape(48, 48), (side, side))
+                       .reshape(side, side, 1) for r in rows])
     labels = np.array([int(r[0]) for r in rows], np.int32)
-    assert train_accuracy_after(models.get(name), images, labels, steps=150) >= 0.9
+    assert train_accuracy_after(spec, images, labels, steps=150) >= 0.9
