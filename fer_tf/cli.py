@@ -62,8 +62,10 @@ def cmd_train(args):
                                 vggface2_weights=args.vggface2_weights,
                                 allow_random_init=args.allow_random_init)
     if metrics is not None:
-        print(f"final eval: accuracy {metrics['accuracy']:.4f}, mean per-class accuracy "
-              f"{metrics['mean_per_class_accuracy']:.4f} at step {metrics['global_step']}")
+        shown = [k for k in ("accuracy", "mean_per_class_accuracy", "nme", "failure_rate_8",
+                             "failure_rate_10") if k in metrics]
+        print(f"final eval at step {metrics['global_step']}: "
+              + ", ".join(f"{k.replace('_', ' ')} {metrics[k]:.4f}" for k in shown))
         print(f"best export: {export}" if export else
               "no export from a head trained on cached features: assemble one with "
               "`fer-tf export --model-dir ... --vggface2-weights ...`")

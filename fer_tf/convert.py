@@ -160,3 +160,62 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
         + (f"; {len(centre_cropped)} centre-cropped" if centre_cropped else "")
         + (f"; {len(unreadable)} unreadable" if unreadable else ""))
     return manifest
+
+
+def convert_landmarks(source, out_dir, size=128, val_fraction=0.1, seed=0, progress=True, log=print):
+    """300-W faces -> 128x128x3 crops with crop-normalised points. Train on afw + helen_trainset
+    (a seeded `val_fraction` of it held out as eval), test on helen_testset. The crop is taken
+    around the dlib detector's box where it finds the face (IoU > 0.3 with the points' box), else
+    around the ground-truth box; the box and window are stored so points map back to the photo."""
+    from fer_tf import faces, landmark_crops
+    from fer_tf.datasets import ibug300w
+    pipeline = faces.FacePipeline()
+    label_set = label_sets.LANDMARKS68
+    rng = np.random.RandomState(seed)
+    box_sources = {"detector": 0, "ground_truth": 0}
+    with atomic.atomic_directory(out_dir) as tmp:
+        writer = records.ShardedWriter(tmp, SPLITS, {"train": 4, "eval": 1, "test": 1}, 1)
+        try:
+            for split_group, subsets in (("train", ibug300w.TRAIN_SUBSETS), ("test", ibug300w.TEST_SUBSETS)):
+                for sample in tqdm(ibug300w.read_samples(source, subsets), desc=f"{split_group} faces",
+                                   unit=" faces", disable=not progress, mininterval=1.0):
+                    rgb = faces.load_image(sample.data)
+                    box, kind = face_box(pipeline, rgb, sample.points)
+                    box_sources[kind] += 1
+                    window = landmark_crops.crop_window(box)
+                    crop = cv2.warpAffine(rgb, landmark_crops.crop_matrix(window, size), (size, size),
+                                          flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                    split = split_group if split_group == "test" else (
+                        "eval" if rng.rand() < val_fraction else "train")
+                    example = records.make_landmark_example(
+                        crop, landmark_crops.to_crop_coords(sample.points, window), window, box,
+                        kind, f"{sample.subset}/{sample.name}")
+                    writer.write(split, example, 0)
+        finally:
+            writer.close()
+        manifest = {
+            "format": records.FORMAT, "kind": "landmarks", "dataset": "ibug300w",
+            "label_set": label_set.to_json(),
+            "image": {"height": size, "width": size, "channels": 3, "encoding": "png"},
+            "has_votes": False, "splits": writer.split_summary(),
+            "boxes": box_sources, "crop_scale": landmark_crops.CROP_SCALE,
+            "source": {"path": os.path.basename(source),
+                       "sha256": records.sha256_of_checked(source) if os.path.isfile(source) else None},
+            "options": {"size": size, "val_fraction": val_fraction, "seed": seed,
+                        "train": list(ibug300w.TRAIN_SUBSETS), "test": list(ibug300w.TEST_SUBSETS)},
+        }
+        atomic.write_json(os.path.join(tmp, records.MANIFEST), manifest)
+    log(f"face boxes: {box_sources['detector']} from the dlib detector, "
+        f"{box_sources['ground_truth']} from the ground-truth points")
+    return manifest
+
+
+def face_box(pipeline, rgb, points):
+    """The detector's box overlapping the annotated face, else the points' own box."""
+    from fer_tf import landmark_crops
+    truth = landmark_crops.box_of(points)
+    pipeline.upsample = int(max(rgb.shape[:2]) < 256)
+    for box, _ in pipeline.detect(rgb):
+        if landmark_crops.iou(box, truth) > 0.3:
+            return box, "detector"
+    return truth, "ground_truth"

@@ -115,3 +115,42 @@ def classifier_model_fn(features, labels, mode, params):
         every_n_iter=params.get("log_every", 100))
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
                                       training_hooks=[logging_hook])
+
+
+def face_nme(points, truth):
+    """Per-face mean point error / outer-eye-corner distance (0-based points 36 and 45)."""
+    errors = tf.reduce_mean(tf.norm(points - truth, axis=-1), axis=-1)
+    return errors / tf.norm(truth[:, 36] - truth[:, 45], axis=-1)
+
+
+def landmark_model_fn(features, labels, mode, params):
+    """68-point regression: MSE on crop-normalised points; NME and failure rates; exports
+    points in photo pixels through the crop window."""
+    spec = models.get(params["model"])
+    is_training = mode == tf.estimator.ModeKeys.TRAIN
+    outputs = spec.build(spec.normalize(features["image"]), 136, is_training, params)
+    points = tf.reshape(tf.cast(outputs, tf.float32), [-1, 68, 2])
+    if mode == tf.estimator.ModeKeys.PREDICT:
+        window = features["window"]
+        predictions = {"points": points * window[:, None, 2:3] + window[:, None, :2],
+                       "points_normalized": points}
+        return tf.estimator.EstimatorSpec(mode, predictions=predictions, export_outputs={
+            SERVING_KEY: tf.estimator.export.PredictOutput(predictions)})
+    loss = v1.losses.mean_squared_error(tf.reshape(labels, [-1, 136]), outputs)
+    loss = tf.identity(loss + weight_decay_loss(params), name="total_loss")
+    nme = face_nme(points, labels)
+    if mode == tf.estimator.ModeKeys.EVAL:
+        return tf.estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops={
+            "nme": v1.metrics.mean(nme),
+            "failure_rate_8": v1.metrics.mean(tf.cast(nme > 0.08, tf.float32)),
+            "failure_rate_10": v1.metrics.mean(tf.cast(nme > 0.10, tf.float32))})
+    global_step = v1.train.get_or_create_global_step()
+    lr = learning_rate(params, global_step)
+    v1.summary.scalar("learning_rate", lr)
+    v1.summary.scalar("train_nme", tf.reduce_mean(nme))
+    v1.summary.image("input_faces", features["image"] / 255.0, max_outputs=4)
+    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+        train_op = optimizer(params, lr).minimize(loss, global_step=global_step)
+    hook = v1.train.LoggingTensorHook({"step": global_step, "loss": loss, "nme": tf.reduce_mean(nme)},
+                                      every_n_iter=params.get("log_every", 100))
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op, training_hooks=[hook])

@@ -38,7 +38,11 @@ FERPLUS8 = LabelSet(
 
 SMILE2 = LabelSet("smile2", ("no smile", "smile"), ("#1f77b4", "#ffbf00"))
 
-LABEL_SETS = {ls.name: ls for ls in (FER7, FERPLUS8, SMILE2)}
+# Not classes: the 68 iBUG points a landmark model regresses (0-based index names), so landmark
+# records and models carry a label set like every other record folder and export.
+LANDMARKS68 = LabelSet("landmarks68", tuple(f"p{i}" for i in range(68)), ("#00ff00",) * 68)
+
+LABEL_SETS = {ls.name: ls for ls in (FER7, FERPLUS8, SMILE2, LANDMARKS68)}
 
 
 def get(name):

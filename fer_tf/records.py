@@ -51,6 +51,34 @@ def make_example(image, label, source_row, votes=None, pose=None):
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
+def make_landmark_example(crop, points, window, box, box_source, name):
+    """A landmark face: RGB crop, 68 crop-normalised points, the crop window (x0, y0, side) and
+    face box in photo pixels, where the box came from, and subset/name of the source photo."""
+    png = encode_png(np.asarray(crop, np.uint8)[:, :, ::-1])
+    floats = lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=[float(x) for x in v]))
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+        "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[crop.shape[0]])),
+        "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[crop.shape[1]])),
+        "image/channels": tf.train.Feature(int64_list=tf.train.Int64List(value=[3])),
+        "points": floats(np.asarray(points).ravel()),
+        "window": floats(window),
+        "box": floats(box),
+        "box/source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[box_source.encode()])),
+        "name": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
+    }))
+
+
+def landmark_feature_spec():
+    return {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "points": tf.io.FixedLenFeature([136], tf.float32),
+        "window": tf.io.FixedLenFeature([3], tf.float32),
+        "box": tf.io.FixedLenFeature([4], tf.float32),
+        "name": tf.io.FixedLenFeature([], tf.string),
+    }
+
+
 def shard_name(split, index, count):
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
 

@@ -136,6 +136,19 @@ def _higher_accuracy(best_eval_result, current_eval_result):
     return current_eval_result["accuracy"] > best_eval_result["accuracy"]
 
 
+def _lower_nme(best_eval_result, current_eval_result):
+    return current_eval_result["nme"] < best_eval_result["nme"]
+
+
+def kind_parts(spec):
+    """(input_fn, serving receiver, best-export comparison) for the model's kind."""
+    if spec.kind == "landmarks":
+        from fer_tf import landmark_inputs
+        return (landmark_inputs.input_fn,
+                serving.landmark_serving_input_receiver_fn(spec.image_size[0]), _lower_nme)
+    return inputs.input_fn, serving.serving_input_receiver_fn(spec.image_size), _higher_accuracy
+
+
 def describe_damage(damaged):
     return "; ".join(f"{path}: {problem} ({readable} of {expected} records readable)"
                      for path, readable, expected, problem in damaged)
@@ -166,6 +179,8 @@ class StepCountHook(tf.compat.v1.train.SessionRunHook):
 
 
 def make_estimator(spec, config, params, vggface2_weights=None, allow_random_init=False, log=print):
+    if spec.kind == "landmarks":
+        return tf.estimator.Estimator(heads.landmark_model_fn, config=config, params=params)
     if spec.kind in ("keras", "keras_head"):
         from fer_tf import keras_estimator
         if spec.kind == "keras_head":
@@ -213,16 +228,17 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         estimator = make_estimator(spec, config, params, vggface2_weights, allow_random_init, log)
         # A head trained on cached features has no image input of its own: `fer-tf export
         # --vggface2-weights` assembles base + head into an image-bytes SavedModel afterwards.
+        input_fn, receiver_fn, compare_fn = kind_parts(spec)
         exporters = [] if spec.kind == "keras_head" else [tf.estimator.BestExporter(
-            name="best", serving_input_receiver_fn=serving.serving_input_receiver_fn(spec.image_size),
-            compare_fn=_higher_accuracy, exports_to_keep=1,
+            name="best", serving_input_receiver_fn=receiver_fn,
+            compare_fn=compare_fn, exports_to_keep=1,
             assets_extra={serving.META_FILE: meta_path, "labels.txt": labels_path})]
         train_spec = tf.estimator.TrainSpec(
-            lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, input_context),
+            lambda input_context=None: input_fn(tf.estimator.ModeKeys.TRAIN, params, input_context),
             max_steps=max_steps, hooks=[StepCountHook(model_dir)])
         # steps=None: evaluate the whole eval split (the default of 100 steps would see a part).
         eval_spec = tf.estimator.EvalSpec(
-            lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.EVAL, params, input_context),
+            lambda input_context=None: input_fn(tf.estimator.ModeKeys.EVAL, params, input_context),
             steps=None, exporters=exporters, start_delay_secs=0, throttle_secs=0)
         log(f"training {spec.name} on {data_dir}: {n_train} faces, {steps_per_epoch} steps/epoch, "
             f"max_steps {max_steps}, model dir {model_dir}")

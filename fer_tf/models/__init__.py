@@ -45,6 +45,7 @@ class ModelSpec:
 _REGISTRY = {}
 # Model modules register themselves on import; listed here so `get` can find them by name.
 _MODULES = ("fer_tf.models.lenet7", "fer_tf.models.cliquenet", "fer_tf.models.smile_cnn",
+            "fer_tf.models.landmark_cnn",
             "fer_tf.models.vggface2")
 
 

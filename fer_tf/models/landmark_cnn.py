@@ -1,0 +1,47 @@
+"""The fourth seed's 68-point landmark CNN (its layer table), TF1-style tf.compat.v1.layers:
+
+input 128x128x3 -> conv 3x3x32 -> max-pool 2/2 -> conv 3x3x64 x2 -> max-pool 2/2 -> conv 3x3x64 x2
+-> max-pool 2/1 -> conv 3x3x128 x2 -> max-pool 2/1 -> conv 3x3x256 -> dense 1024 -> 136 outputs
+(x, y of 68 points in crop-normalised coordinates). Valid padding and ReLU as in the seed. Its loss
+is the mean squared error (the seed first used mean_pairwise_squared_error, which only constrains
+the differences between points: it learnt the face's shape but not where it is).
+"""
+import tensorflow as tf
+
+from fer_tf.models import ModelSpec, register
+
+layers = tf.compat.v1.layers
+
+# (filters, pool after: None or (size, stride))
+TABLE = ((32, (2, 2)), (64, None), (64, (2, 2)), (64, None), (64, (2, 1)),
+         (128, None), (128, (2, 1)), (256, None))
+
+
+def normalize(images):
+    return images / 255.0
+
+
+def build(images, num_outputs, is_training, params):
+    x = images
+    for i, (filters, pool) in enumerate(TABLE, start=1):
+        x = layers.conv2d(x, int(filters * params["width"]), 3, padding="valid",
+                          activation=tf.nn.relu, name=f"conv{i}")
+        if pool:
+            x = layers.max_pooling2d(x, pool[0], pool[1], padding="valid", name=f"pool{i}")
+    x = layers.flatten(x)
+    x = layers.dense(x, params["dense_units"], activation=tf.nn.relu, name="dense1")
+    x = layers.dropout(x, rate=1.0 - params["keep_prob"], training=is_training)
+    return layers.dense(x, num_outputs, name="logits")
+
+
+SPEC = register(ModelSpec(
+    name="landmarks",
+    build=build,
+    normalize=normalize,
+    image_size=(128, 128, 3),
+    label_set="landmarks68",
+    hparams={"width": 1.0, "dense_units": 1024, "keep_prob": 1.0, "batch_size": 32,
+             "epochs": 100, "learning_rate": 1e-3, "weight_decay": 0.0, "augment": True},
+    description="the fourth seed's 68-point landmark CNN (MSE on crop-normalised points)",
+    kind="landmarks",
+))
