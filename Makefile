@@ -10,6 +10,10 @@ ifeq ($(DATASET),genki)
 DATA          ?= ../shared/data/genki4k.tar.gz
 RECORDS_FLAGS ?= --dataset genki
 endif
+ifeq ($(DATASET),landmarks)
+DATA          ?= ../shared/data/landmarks68_300w.tar.gz
+RECORDS_FLAGS ?= --dataset landmarks
+endif
 DATA    ?= ../shared/data/fer2013.csv.gz
 RECORDS ?= records/$(DATASET)
 MODEL   ?= lenet7

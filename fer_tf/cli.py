@@ -27,6 +27,14 @@ def _hparams(pairs):
 def cmd_records(args):
     from fer_tf import convert
     args.out = args.out or f"records/{args.dataset}"
+    if args.dataset == "landmarks":
+        from fer_tf import logs
+        logs.setup()
+        manifest = convert.convert_landmarks(args.csv, args.out, size=args.size or 128,
+                                             seed=args.seed, progress=not args.quiet)
+        counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+        print(f"wrote {args.out}: {counts} (68 points, {manifest['image']['height']}px crops)")
+        return
     if args.dataset == "genki":
         from fer_tf import logs
         logs.setup()
@@ -82,6 +90,26 @@ def cmd_cv(args):
     print(f"{args.model} {len(accuracies)}-fold cross-validation on {args.data}: accuracy "
           f"{statistics.mean(accuracies):.4f} ± {statistics.pstdev(accuracies):.4f} "
           f"(folds: {', '.join(f'{a:.3f}' for a in accuracies)})")
+
+
+def cmd_landmarks(args):
+    from fer_tf import landmark_eval, logs
+    logs.setup()
+    if args.evaluate:
+        report = landmark_eval.evaluate(args.model, args.evaluate, png=args.ced_png)
+        print(landmark_eval.format_report(report))
+        return 0
+    if not args.images:
+        raise SystemExit("fer-tf landmarks: error: give images (or --evaluate ARCHIVE)")
+    results = landmark_eval.annotate(args.model, args.images, args.annotate, args.dlib)
+    failed = 0
+    for path, found in results:
+        if isinstance(found, str):
+            failed += 1
+            print(f"{path}: ERROR {found}")
+        else:
+            print(f"{path}: {len(found)} face(s) -> {args.annotate}")
+    return 1 if failed else 0
 
 
 def cmd_eval(args):
@@ -147,7 +175,8 @@ def build_parser():
     p = sub.add_parser("records", help="convert fer2013.csv (+ FER+ votes) or GENKI-4K to TFRecords")
     p.add_argument("csv", help="fer2013.csv or fer2013.csv.gz (Kaggle format); with --dataset "
                    "genki, genki4k.tar.gz or its extracted folder")
-    p.add_argument("--dataset", default="fer2013", choices=("fer2013", "genki"))
+    p.add_argument("--dataset", default="fer2013", choices=("fer2013", "genki", "landmarks"),
+                   help="landmarks: landmarks68_300w.tar.gz (iBUG 300-W .pts)")
     p.add_argument("--folds", type=int, default=10, help="genki: stratified folds")
     p.add_argument("--centre-crop-fallback", action="store_true",
                    help="genki: centre-crop photos where no face is detected instead of dropping them")
@@ -234,7 +263,10 @@ def build_parser():
     p.add_argument("--format", default="table", choices=("table", "jsonl", "csv"))
     p.add_argument("--output", help="write results here instead of stdout (atomically)")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the inputs here")
-    p.add_argument("--landmarks", action="store_true", help="include the 68 landmarks per face")
+    p.add_argument("--with-landmarks", action="store_true", help="include the 68 landmarks per face")
+    p.add_argument("--landmarks", choices=("dlib", "cnn"), default="dlib",
+                   help="who places the landmarks used for alignment")
+    p.add_argument("--landmarks-model", metavar="PATH", help="landmark SavedModel for --landmarks cnn")
     p.add_argument("--no-detect", action="store_true",
                    help="inputs are face crops already (FER2013-style): no detection")
     p.add_argument("--upsample", type=int, help="dlib upsampling for small faces (default: 1 "
@@ -242,6 +274,17 @@ def build_parser():
     p.add_argument("--video-stride", type=int, default=1, help="use every Nth video frame")
     p.add_argument("--max-frames", type=int, help="stop a video or webcam after N frames")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("landmarks", help="68 facial landmarks: draw them on images, or evaluate "
+                       "the CNN against dlib on the 300-W test faces")
+    p.add_argument("images", nargs="*")
+    p.add_argument("--model", default="runs/landmarks", help="landmark SavedModel or model dir")
+    p.add_argument("--annotate", default="landmarks_out", metavar="DIR")
+    p.add_argument("--dlib", action="store_true", help="draw dlib's predictor instead of the CNN")
+    p.add_argument("--evaluate", metavar="ARCHIVE",
+                   help="landmarks68_300w.tar.gz: NME / failure rates / latency vs dlib on helen_testset")
+    p.add_argument("--ced-png", default="ced.png")
+    p.set_defaults(func=cmd_landmarks)
 
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)

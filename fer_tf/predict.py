@@ -110,8 +110,10 @@ def read_pictures(kind, path, stride=1, max_frames=None):
 class Predictor:
     """Detect + align + batch-classify; results come back in input order."""
 
-    def __init__(self, model, detect=True, upsample=None, batch_size=64, keep_images=False):
+    def __init__(self, model, detect=True, upsample=None, batch_size=64, keep_images=False,
+                 landmark_model=None):
         self.model = model
+        self.landmark_model = landmark_model     # None: dlib's predictor places the landmarks
         self.height, self.width, self.channels = model.image_size
         self.detect = detect
         self.upsample = upsample
@@ -128,8 +130,12 @@ class Predictor:
             self.pipeline = faces.FacePipeline()
         self.pipeline.upsample = (self.upsample if self.upsample is not None
                                   else int(max(rgb.shape[:2]) < SMALL_IMAGE_SIDE))
-        return [(face, faces.align(rgb, face.landmarks, self.height, self.channels))
-                for face in self.pipeline.faces(rgb)]
+        found = self.pipeline.faces(rgb)
+        if self.landmark_model is not None and found:
+            encoded = records.encode_png(rgb[:, :, ::-1])
+            for face in found:
+                face.landmarks = self.landmark_model.points(encoded, face.box)
+        return [(face, faces.align(rgb, face.landmarks, self.height, self.channels)) for face in found]
 
     def _resize(self, rgb):
         crop = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
@@ -233,14 +239,23 @@ class Writer:
 
 
 def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=True,
-        upsample=None, with_landmarks=False, stride=1, max_frames=None, batch_size=64):
-    """Returns (pictures read, faces found, failed files)."""
+        upsample=None, with_landmarks=False, stride=1, max_frames=None, batch_size=64,
+        landmarks="dlib", landmarks_model=None):
+    """Returns (pictures read, faces found, failed files). `landmarks` says who places the 68
+    points used for alignment: dlib's predictor, or the project's landmark CNN (`landmarks_model`)."""
     from fer_tf import annotate as drawing
     model = serving.ExportedModel(model_path or default_model_path())
+    landmark_model = None
+    if landmarks == "cnn":
+        from fer_tf import landmark_eval
+        if not landmarks_model:
+            raise FerTfError("--landmarks cnn needs --landmarks-model PATH (a landmark SavedModel)")
+        landmark_model = landmark_eval.LandmarkModel(landmarks_model)
     items = expand_paths(paths)
     if not items:
         raise FerTfError(f"{' '.join(paths)}: no images or videos found")
-    predictor = Predictor(model, detect, upsample, batch_size, keep_images=bool(annotate))
+    predictor = Predictor(model, detect, upsample, batch_size, keep_images=bool(annotate),
+                          landmark_model=landmark_model)
     writer = Writer(fmt, model.label_set.classes, output, with_landmarks)
     annotator = drawing.Annotator(annotate, model.label_set, paths) if annotate else None
     pictures = found = failed = 0
@@ -271,7 +286,8 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
 def main(args):
     pictures, found, failed = run(
         args.paths, args.model, args.format, args.output, args.annotate, not args.no_detect,
-        args.upsample, args.landmarks, args.video_stride, args.max_frames)
+        args.upsample, args.with_landmarks, args.video_stride, args.max_frames,
+        landmarks=args.landmarks, landmarks_model=args.landmarks_model)
     print(f"fer-tf predict: {pictures} picture(s), {found} face(s)"
           + (f", {failed} file(s) failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0

@@ -2,7 +2,6 @@
 that moves points with pixels, the CNN fitting a few faces, and the export's crop matching the
 records' crop."""
 import io
-import os
 import tarfile
 
 import cv2
@@ -164,3 +163,35 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     whole = loaded.signatures["image_only:serving_default"](image_bytes=tf.constant([sample.data]))
     assert whole["points"].shape == (1, 68, 2)
     assert serving.read_meta(export)["label_set"]["name"] == "landmarks68"
+    # Evaluation against dlib on the same faces and boxes (the annotations here are dlib's own
+    # points from the detector's box, so dlib must score ~0), CED PNG, and annotation.
+    from fer_tf import landmark_eval
+    report = landmark_eval.evaluate(export, archive, png=str(tmp_path / "ced.png"))
+    assert report["faces"] == 2 and report["dlib"]["nme"] < 0.01
+    assert report["cnn"]["nme"] > report["dlib"]["nme"] and report["cnn"]["latency_ms"] > 0
+    assert (tmp_path / "ced.png").read_bytes()[:4] == b"\x89PNG"
+    assert "fail@8%" in landmark_eval.format_report(report)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(sample.data)
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    results = landmark_eval.annotate(export, [str(photo), str(tmp_path / "bad.jpg")], str(tmp_path / "ann"))
+    assert len(results[0][1]) == 1 and results[0][1][0].shape == (68, 2)
+    assert isinstance(results[1][1], str) and (tmp_path / "ann" / "photo.png").exists()
+    # The face pipeline can align with the CNN's points instead of dlib's.
+    from fer_tf import predict
+    _, classifier = run.train("lenet7", SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path), str(tmp_path / "cls"),
+                              max_steps=1, log=lambda *_: None)
+    pictures, found, failed = predict.run([str(photo)], classifier, "jsonl", str(tmp_path / "p.jsonl"),
+                                          with_landmarks=True, landmarks="cnn", landmarks_model=export)
+    assert (pictures, found, failed) == (1, 1, 0)
+    import json
+    row = json.loads((tmp_path / "p.jsonl").read_text())
+    # Same points up to the two JPEG decoders (PIL for the pipeline, TensorFlow inside the export).
+    assert np.abs(np.array(row["landmarks"]) - results[0][1][0]).max() < 1.5
+
+
+def SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path):
+    from conftest import SAMPLE_CSV
+    out = str(tmp_path / "fer_sample")
+    convert.convert_fer2013(SAMPLE_CSV, out, progress=False)
+    return out
