@@ -40,13 +40,15 @@ demo: setup
 	$(FERTF) records tests/data/fer2013_sample.csv.gz --out demo/records --quiet
 	@echo "== 2/5 train LeNet7 briefly with train_and_evaluate (a fresh model dir each time)"
 	rm -rf demo/run
-	$(FERTF) train --model lenet7 --data demo/records --model-dir demo/run --epochs 30
+	$(FERTF) train --model lenet7 --data demo/records --model-dir demo/run --epochs 30 --eval-every 10
 	@echo "== 3/5 evaluate the best export on the sample's PrivateTest rows (49 faces: a smoke test, not a result)"
 	$(FERTF) eval --model demo/run --data demo/records --split test --confusion-png demo/confusion_test.png
 	@echo "== 4/5 export the best SavedModel to demo/export"
 	$(FERTF) export --model-dir demo/run --out demo/export
-	@echo "== 5/5 predict one face from PNG bytes through the SavedModel's serving signature"
+	@echo "== 5/5 predict: detect, align and classify the face in a picture (a bundled FER2013 face),"
+	@echo "==     first with the demo model, then with the model shipped in models/default"
 	$(FERTF) predict tests/data/face_happy.png --model demo/export
+	@if [ -d models/default ]; then $(FERTF) predict tests/data/face_happy.png; fi
 
 records: setup
 	$(FERTF) records $(DATA) --out $(RECORDS) $(RECORDS_FLAGS)
