@@ -17,6 +17,7 @@ Measured, on the same inputs:
 Ends by printing both accuracies and both throughputs with their ratio.
 """
 import argparse
+import contextlib
 import os
 import sys
 import tarfile
@@ -91,62 +92,67 @@ def genki_photos(path, limit=None):
             yield m.name, tar.extractfile(m).read()
 
 
+class StageTimer:
+    """Seconds spent per stage, accumulated over a run."""
+
+    def __init__(self):
+        self.seconds = {"detect": 0.0, "align": 0.0, "classify": 0.0}
+
+    @contextlib.contextmanager
+    def __call__(self, stage):
+        start = time.perf_counter()
+        yield
+        self.seconds[stage] += time.perf_counter() - start
+
+
+def run_pipeline(photos, detect, crop, classify, batch=64, prepare=lambda rgb: rgb):
+    """prepare(RGB) (not timed, like decoding) -> image; detect(image) -> boxes;
+    crop(image, boxes) -> model inputs; classify(inputs)."""
+    timer, pending, n_faces = StageTimer(), [], 0
+    for _, data in photos:
+        image = prepare(faces_module().load_image(data))
+        with timer("detect"):
+            boxes = detect(image)
+        with timer("align"):
+            pending.extend(crop(image, boxes))
+        n_faces += len(boxes)
+        if len(pending) >= batch:
+            with timer("classify"):
+                classify(pending)
+            pending = []
+    if pending:
+        with timer("classify"):
+            classify(pending)
+    return n_faces, timer.seconds
+
+
+def faces_module():
+    from fer_tf import faces
+    return faces
+
+
 def time_ours(model_path, photos, batch=64):
     from fer_tf import faces, records, serving
     model = serving.ExportedModel(model_path)
     h, w, c = model.image_size
     pipeline = faces.FacePipeline()
     model.predict([records.encode_png(np.zeros((h, w, c), np.uint8))] * batch)    # warm-up
-    t = {"detect": 0.0, "align": 0.0, "classify": 0.0}
-    pending, n_faces = [], 0
-    for _, data in photos:
-        rgb = faces.load_image(data)
-        start = time.perf_counter()
+
+    def detect(rgb):
         pipeline.upsample = int(max(rgb.shape[:2]) < 256)
-        boxes = pipeline.detect(rgb)
-        t["detect"] += time.perf_counter() - start
-        start = time.perf_counter()
-        for box, _ in boxes:
-            crop = faces.align(rgb, pipeline.landmarks(rgb, box), h, c)
-            pending.append(records.encode_png(crop if c == 1 else crop[:, :, ::-1]))
-        t["align"] += time.perf_counter() - start
-        n_faces += len(boxes)
-        if len(pending) >= batch:
-            start = time.perf_counter()
-            model.predict(pending)
-            t["classify"] += time.perf_counter() - start
-            pending = []
-    if pending:
-        start = time.perf_counter()
-        model.predict(pending)
-        t["classify"] += time.perf_counter() - start
-    return n_faces, t
+        return [box for box, _ in pipeline.detect(rgb)]
+
+    def crop(rgb, boxes):
+        crops = [faces.align(rgb, pipeline.landmarks(rgb, box), h, c) for box in boxes]
+        return [records.encode_png(x if c == 1 else x[:, :, ::-1]) for x in crops]
+
+    return run_pipeline(photos, detect, crop, model.predict, batch)
 
 
 def time_peer(peer, photos, batch=64):
-    from fer_tf import faces
     peer.classify([np.zeros((64, 64), np.uint8)] * batch)                       # warm-up
-    t = {"detect": 0.0, "align": 0.0, "classify": 0.0}
-    pending, n_faces = [], 0
-    for _, data in photos:
-        gray = cv2.cvtColor(faces.load_image(data), cv2.COLOR_RGB2GRAY)
-        start = time.perf_counter()
-        boxes = peer.detect(gray)
-        t["detect"] += time.perf_counter() - start
-        start = time.perf_counter()
-        pending.extend(peer.crops(gray, boxes))
-        t["align"] += time.perf_counter() - start
-        n_faces += len(boxes)
-        if len(pending) >= batch:
-            start = time.perf_counter()
-            peer.classify(pending)
-            t["classify"] += time.perf_counter() - start
-            pending = []
-    if pending:
-        start = time.perf_counter()
-        peer.classify(pending)
-        t["classify"] += time.perf_counter() - start
-    return n_faces, t
+    return run_pipeline(photos, peer.detect, peer.crops, peer.classify, batch,
+                        prepare=lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
 
 
 def main():
