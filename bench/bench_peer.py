@@ -108,9 +108,10 @@ class StageTimer:
 def run_pipeline(photos, detect, crop, classify, batch=64, prepare=lambda rgb: rgb):
     """prepare(RGB) (not timed, like decoding) -> image; detect(image) -> boxes;
     crop(image, boxes) -> model inputs; classify(inputs)."""
+    from fer_tf import faces
     timer, pending, n_faces = StageTimer(), [], 0
     for _, data in photos:
-        image = prepare(faces_module().load_image(data))
+        image = prepare(faces.load_image(data))
         with timer("detect"):
             boxes = detect(image)
         with timer("align"):
@@ -124,11 +125,6 @@ def run_pipeline(photos, detect, crop, classify, batch=64, prepare=lambda rgb: r
         with timer("classify"):
             classify(pending)
     return n_faces, timer.seconds
-
-
-def faces_module():
-    from fer_tf import faces
-    return faces
 
 
 def time_ours(model_path, photos, batch=64):
