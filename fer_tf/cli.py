@@ -49,14 +49,14 @@ def cmd_records(args):
     manifest = convert.convert_fer2013(
         args.csv, args.out, ferplus_path=args.ferplus, size=args.size, channels=args.channels,
         split=args.split, seed=args.seed, shards=args.shards, skip_bad=args.skip_bad,
-        progress=not args.quiet)
+        progress=not args.quiet, ferplus_rule=args.ferplus_rule)
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
     print(f"wrote {args.out}: {counts} ({manifest['label_set']['name']}, "
           f"{args.size}x{args.size}x{args.channels})")
     dropped = manifest["read"]
     if args.ferplus:
-        print(f"FER+ dropped: {dropped['ferplus_dropped_unknown_or_nf']} unknown/NF, "
-              f"{dropped['ferplus_dropped_tied']} tied")
+        print(f"FER+ ({args.ferplus_rule}) dropped: {dropped['ferplus_dropped_unknown_or_nf']} "
+              f"unknown/NF, {dropped['ferplus_dropped_no_majority']} without a {args.ferplus_rule}")
 
 
 def cmd_train(args):
@@ -86,7 +86,8 @@ def cmd_cv(args):
     logs.setup()
     model_dir = args.model_dir or f"runs/{args.model}_cv"
     accuracies = run.cross_validate(args.model, args.data, model_dir, args.folds,
-                                    _hparams(args.hparams), args.epochs, args.seed)
+                                    _hparams(args.hparams), args.epochs, args.seed,
+                                    eval_every_epochs=args.eval_every)
     print(f"{args.model} {len(accuracies)}-fold cross-validation on {args.data}: accuracy "
           f"{statistics.mean(accuracies):.4f} ± {statistics.pstdev(accuracies):.4f} "
           f"(folds: {', '.join(f'{a:.3f}' for a in accuracies)})")
@@ -182,6 +183,9 @@ def build_parser():
                    help="genki: centre-crop photos where no face is detected instead of dropping them")
     p.add_argument("--out", help="output record folder (default: records/fer2013 or records/genki)")
     p.add_argument("--ferplus", help="fer2013new.csv: use FER+ majority-vote labels (8 classes)")
+    p.add_argument("--ferplus-rule", default="majority", choices=["majority", "plurality"],
+                   help="majority: Microsoft's rule (single votes dropped, top > half the rest); "
+                        "plurality: any unique top vote")
     p.add_argument("--size", type=int, help="output side: 48 (default), 224 for vggface2; genki 64")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3))
     p.add_argument("--split", default="usage", choices=("usage", "stratified"),
@@ -219,6 +223,8 @@ def build_parser():
     p.add_argument("--model-dir", default=None, help="default: runs/MODEL_cv")
     p.add_argument("--folds", type=int)
     p.add_argument("--epochs", type=int)
+    p.add_argument("--eval-every", type=int, default=5,
+                   help="epochs between held-out evaluations (the last epoch is always evaluated)")
     p.add_argument("--hparams", nargs="*", metavar="NAME=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_cv)

@@ -28,7 +28,8 @@ def resize_face(image, size, channels):
 
 
 def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, split="usage",
-                    seed=0, shards=8, skip_bad=False, progress=True, log=print):
+                    seed=0, shards=8, skip_bad=False, progress=True, ferplus_rule="majority",
+                    log=print):
     """Convert fer2013.csv (+ optional FER+ votes) into a record folder; returns the manifest."""
     if channels not in (1, 3):
         raise FerTfError(f"--channels must be 1 or 3, got {channels}")
@@ -36,14 +37,19 @@ def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, s
         raise FerTfError(f"--size must be between 8 and 1024, got {size}")
     if split not in ("usage", "stratified"):
         raise FerTfError(f"--split must be 'usage' or 'stratified', got {split!r}")
+    if ferplus_rule not in fer2013.FERPLUS_RULES:
+        raise FerTfError(f"--ferplus-rule must be one of {', '.join(fer2013.FERPLUS_RULES)}, "
+                         f"got {ferplus_rule!r}")
     label_set = label_sets.FERPLUS8 if ferplus_path else label_sets.FER7
     source = {"path": os.path.basename(csv_path), "sha256": records.sha256_of_checked(csv_path)}
     if ferplus_path:
         source.update(ferplus_path=os.path.basename(ferplus_path),
-                      ferplus_sha256=records.sha256_of_checked(ferplus_path))
+                      ferplus_sha256=records.sha256_of_checked(ferplus_path),
+                      ferplus_rule=ferplus_rule)
 
     def faces(stats, desc):
-        stream = fer2013.read_faces(csv_path, ferplus_path, skip_bad=skip_bad, stats=stats)
+        stream = fer2013.read_faces(csv_path, ferplus_path, skip_bad=skip_bad, stats=stats,
+                                    ferplus_rule=ferplus_rule)
         return tqdm(stream, desc=desc, unit=" faces", disable=not progress, mininterval=1.0)
 
     assignment = None

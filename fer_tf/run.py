@@ -258,10 +258,12 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
 
 
 def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, epochs=None,
-                   seed=0, log=print):
+                   seed=0, eval_every_epochs=5, log=print):
     """k-fold cross-validation over the manifest's folds: fold k is held out and evaluated after
     training on the others (the last evaluation, nothing selected on it). Each fold has its own
-    model dir under `model_dir`, so a rerun resumes. Returns the per-fold accuracies."""
+    model dir under `model_dir`, so a rerun resumes. Evaluating (and exporting) a fold every epoch
+    costs more than its training on small sets, hence every `eval_every_epochs` and at the end.
+    Returns the per-fold accuracies."""
     manifest = records.read_manifest(data_dir)
     available = manifest.get("folds", {}).get("count")
     if not available:
@@ -274,8 +276,8 @@ def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, 
     for k in range(folds):
         others = "+".join(f"fold{j}" for j in range(folds) if j != k)
         metrics, _ = train(model_name, data_dir, os.path.join(model_dir, f"fold{k}"), overrides,
-                           epochs=epochs, seed=seed + k, splits={"train": others, "eval": f"fold{k}"},
-                           log=log)
+                           epochs=epochs, eval_every_epochs=eval_every_epochs, seed=seed + k,
+                           splits={"train": others, "eval": f"fold{k}"}, log=log)
         accuracies.append(float(metrics["accuracy"]))
         log(f"fold {k}: accuracy {accuracies[-1]:.4f} on {records.split_count(manifest, f'fold{k}')} faces")
     atomic.write_json(os.path.join(model_dir, "cv.json"), {

@@ -87,16 +87,22 @@ def test_missing_file():
         read_all("/nonexistent/fer2013.csv")
 
 
-@pytest.mark.parametrize("votes, expected", [
-    ((4, 0, 0, 1, 3, 2, 0, 0, 0, 0), (0, None)),      # neutral
-    ((0, 0, 0, 0, 0, 0, 0, 6, 4, 0), (7, None)),      # contempt
-    ((5, 5, 0, 0, 0, 0, 0, 0, 0, 0), (None, "tied")),
-    ((2, 0, 0, 0, 0, 0, 0, 0, 8, 0), (None, "unknown_or_nf")),
-    ((0, 0, 0, 0, 0, 0, 0, 0, 0, 10), (None, "unknown_or_nf")),
-    ((0,) * 10, (None, "tied")),
+@pytest.mark.parametrize("votes, rule, expected", [
+    ((4, 0, 0, 1, 3, 2, 0, 0, 0, 0), "plurality", (0, None)),
+    # Microsoft's rule drops the single sadness vote: 4 of 9 is still not more than half.
+    ((4, 0, 0, 1, 3, 2, 0, 0, 0, 0), "majority", (None, "no_majority")),
+    ((6, 0, 1, 1, 0, 0, 0, 0, 2, 0), "majority", (0, None)),        # 6 of 8 after outliers
+    ((5, 0, 0, 3, 1, 0, 0, 0, 1, 0), "majority", (0, None)),        # 5 of 8: singles ignored
+    ((0, 0, 0, 0, 0, 0, 0, 6, 4, 0), "majority", (7, None)),        # contempt
+    ((5, 5, 0, 0, 0, 0, 0, 0, 0, 0), "plurality", (None, "no_majority")),
+    ((5, 5, 0, 0, 0, 0, 0, 0, 0, 0), "majority", (None, "no_majority")),
+    ((2, 0, 0, 0, 0, 0, 0, 0, 8, 0), "majority", (None, "unknown_or_nf")),
+    ((0, 0, 0, 0, 0, 0, 0, 0, 0, 10), "plurality", (None, "unknown_or_nf")),
+    ((1, 1, 1, 1, 1, 1, 1, 1, 1, 1), "majority", (None, "no_majority")),
+    ((0,) * 10, "plurality", (None, "no_majority")),
 ])
-def test_ferplus_majority_vote(votes, expected):
-    assert fer2013.majority_label(votes) == expected
+def test_ferplus_majority_vote(votes, rule, expected):
+    assert fer2013.majority_label(votes, rule) == expected
 
 
 def test_ferplus_join_by_row_position():
@@ -105,11 +111,16 @@ def test_ferplus_join_by_row_position():
     with open(SAMPLE_FERPLUS) as f:
         next(f)
         vote_rows = [tuple(int(v) for v in line.strip().split(",")[2:]) for line in f]
-    assert len(faces) + stats.ferplus_tied + stats.ferplus_unknown_or_nf == 308
-    assert stats.ferplus_tied > 0 and stats.ferplus_unknown_or_nf > 0
+    assert len(faces) + stats.ferplus_no_majority + stats.ferplus_unknown_or_nf == 308
+    assert stats.ferplus_no_majority > 0 and stats.ferplus_unknown_or_nf > 0
     for face in faces:
         assert face.votes == vote_rows[face.row]
         assert face.label == int(np.argmax(face.votes))
+        kept = [v for v in face.votes if v > 1]
+        assert face.votes[face.label] > sum(kept) / 2
+    # The plurality rule keeps a superset of the majority faces.
+    plurality = read_all(SAMPLE_CSV, ferplus_path=SAMPLE_FERPLUS, ferplus_rule="plurality")
+    assert {f.row for f in faces} < {f.row for f in plurality}
 
 
 def test_ferplus_shorter_than_fer_is_an_error(tmp_path):

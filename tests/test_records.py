@@ -68,7 +68,7 @@ def test_ferplus_records_carry_votes(ferplus_records):
     for ex in read_split(ferplus_records, "train"):
         assert ex["ferplus/votes"].shape == (10,)
         assert ex["label"] == np.argmax(ex["ferplus/votes"])
-    assert manifest["read"]["ferplus_dropped_tied"] > 0
+    assert manifest["read"]["ferplus_dropped_no_majority"] > 0 and manifest["source"]["ferplus_rule"] == "majority"
 
 
 def test_stratified_split_rerun_gives_identical_manifest(tmp_path):

@@ -42,13 +42,13 @@ class ReadStats:
     rows: int = 0
     bad_rows: int = 0
     ferplus_unknown_or_nf: int = 0
-    ferplus_tied: int = 0
+    ferplus_no_majority: int = 0
     bad_examples: list = dataclasses.field(default_factory=list)  # first few messages
 
     def to_json(self):
         return {"rows": self.rows, "bad_rows": self.bad_rows,
                 "ferplus_dropped_unknown_or_nf": self.ferplus_unknown_or_nf,
-                "ferplus_dropped_tied": self.ferplus_tied}
+                "ferplus_dropped_no_majority": self.ferplus_no_majority}
 
 
 class BadRow(ValueError):
@@ -128,22 +128,36 @@ def parse_votes(row):
     return votes
 
 
-def majority_label(votes):
-    """FER+ majority vote over the 10 columns -> (label index in ferplus8 or None, why dropped)."""
+FERPLUS_RULES = ("majority", "plurality")
+
+
+def majority_label(votes, rule="majority"):
+    """FER+ label from the 10 vote columns -> (label index in ferplus8 or None, why dropped).
+
+    "majority" is the rule of Microsoft's FER+ reference code, the one published FER+ numbers use:
+    single votes are discarded as outliers and the top emotion must hold more than half of the
+    remaining votes. "plurality" keeps every face with a unique top vote (more faces, noisier).
+    """
+    if rule not in FERPLUS_RULES:
+        raise FerTfError(f"--ferplus-rule must be one of {', '.join(FERPLUS_RULES)}, got {rule!r}")
+    if rule == "majority":
+        votes = [v if v > 1 else 0 for v in votes]
     top = max(votes)
     winners = [i for i, v in enumerate(votes) if v == top]
-    if len(winners) > 1:
-        return None, "tied"
+    clear = top > 0.5 * sum(votes) if rule == "majority" else len(winners) == 1
+    if top == 0 or not clear:
+        return None, "no_majority"
     if winners[0] >= label_sets.FERPLUS8.num_classes:     # unknown or NF
         return None, "unknown_or_nf"
     return winners[0], None
 
 
-def read_faces(path, ferplus_path=None, skip_bad=False, stats=None):
+def read_faces(path, ferplus_path=None, skip_bad=False, stats=None, ferplus_rule="majority"):
     """Yield validated Faces one at a time.
 
     Labels are FER2013's seven unless `ferplus_path` is given, in which case they are the FER+
-    majority vote (eight classes) and rows without a clear majority are dropped and counted.
+    vote (eight classes, `majority_label`'s `ferplus_rule`) and rows without one are dropped and
+    counted.
     A bad row raises FerTfError `file:line: problem` unless `skip_bad`, which counts it instead.
     """
     stats = stats if stats is not None else ReadStats()
@@ -172,10 +186,10 @@ def read_faces(path, ferplus_path=None, skip_bad=False, stats=None):
                 stats.bad_examples.append(message)
             continue
         if votes is not None:
-            label, why = majority_label(votes)
+            label, why = majority_label(votes, ferplus_rule)
             if label is None:
-                if why == "tied":
-                    stats.ferplus_tied += 1
+                if why == "no_majority":
+                    stats.ferplus_no_majority += 1
                 else:
                     stats.ferplus_unknown_or_nf += 1
                 continue
