@@ -1,6 +1,7 @@
-"""Parameters and forward FLOPs (per 48x48 face) of every registered model, from the TF graph.
+"""Parameters and forward FLOPs (per face, at each model's own input size) of every registered
+model, from the TF graph.
 
-    python bench/model_cost.py
+    python bench/model_cost.py [MODEL ...]
 Ends by printing one line per model: name, parameters, MFLOPs per image.
 """
 import os
@@ -15,11 +16,24 @@ import tensorflow as tf  # noqa: E402
 from fer_tf import logs, models  # noqa: E402
 
 
+FEATURE_DIM = 2048     # the ResNet50 pooled feature the vggface2 head is trained on
+
+
 def cost(name, num_classes=7):
     spec = models.get(name)
     with tf.Graph().as_default() as graph:
         images = tf.compat.v1.placeholder(tf.float32, [1, *spec.image_size])
-        spec.build(spec.normalize(images), num_classes, False, spec.default_hparams())
+        if spec.kind == "keras":
+            from fer_tf.models import vggface2
+            vggface2.build_keras_model(num_classes, image_size=spec.image_size)(images)  # own norm
+        elif spec.kind == "keras_head":
+            from fer_tf.models import vggface2
+            hp = spec.default_hparams()
+            head = vggface2.build_head_model(num_classes, FEATURE_DIM, hp["head_units"],
+                                             hp["keep_prob"])
+            head(tf.compat.v1.placeholder(tf.float32, [1, FEATURE_DIM]))
+        else:
+            spec.build(spec.normalize(images), num_classes, False, spec.default_hparams())
         params = sum(int(np.prod(v.shape)) for v in tf.compat.v1.trainable_variables())
         opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
         opts["output"] = "none"
@@ -29,7 +43,7 @@ def cost(name, num_classes=7):
 
 def main():
     logs.setup()
-    for name in models.names():
+    for name in sys.argv[1:] or models.names():
         params, flops = cost(name)
         print(f"{name:10s} {params:>10,d} parameters  {flops / 1e6:8.1f} MFLOPs/image (forward)")
 
