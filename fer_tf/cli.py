@@ -17,6 +17,9 @@ def _hparams(pairs):
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"fer-tf: error: --hparams {pair!r}: expected name=value")
+        if value.lower() in ("true", "false"):     # shell habit; a bare string would be truthy
+            out[key] = value.lower() == "true"
+            continue
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

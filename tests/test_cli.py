@@ -104,6 +104,13 @@ def test_bad_hparams_flag(sample_records, tmp_path):
                           "--hparams: unknown name(s) learning_rat")
 
 
+def test_hparams_values_parse():
+    from fer_tf.cli import _hparams
+    assert _hparams(["batch_norm=false", "attention=True", "keep_prob=0.6", "loss=votes",
+                     "filters=[32,64]"]) == {"batch_norm": False, "attention": True,
+                                             "keep_prob": 0.6, "loss": "votes", "filters": [32, 64]}
+
+
 @pytest.fixture(scope="module")
 def session_export(sample_records, tmp_path_factory):
     """records -> train -> export through the command line, as `make demo` does."""
