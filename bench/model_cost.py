@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer_tf import logs, models  # noqa: E402
+from fer_tf.models import vggface2  # noqa: E402
 
 
 FEATURE_DIM = 2048     # the ResNet50 pooled feature the vggface2 head is trained on
@@ -24,10 +25,8 @@ def cost(name, num_classes=7):
     with tf.Graph().as_default() as graph:
         images = tf.compat.v1.placeholder(tf.float32, [1, *spec.image_size])
         if spec.kind == "keras":
-            from fer_tf.models import vggface2
             vggface2.build_keras_model(num_classes, image_size=spec.image_size)(images)  # own norm
         elif spec.kind == "keras_head":
-            from fer_tf.models import vggface2
             hp = spec.default_hparams()
             head = vggface2.build_head_model(num_classes, FEATURE_DIM, hp["head_units"],
                                              hp["keep_prob"])

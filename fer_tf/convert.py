@@ -37,9 +37,7 @@ def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, s
         raise FerTfError(f"--size must be between 8 and 1024, got {size}")
     if split not in ("usage", "stratified"):
         raise FerTfError(f"--split must be 'usage' or 'stratified', got {split!r}")
-    if ferplus_rule not in fer2013.FERPLUS_RULES:
-        raise FerTfError(f"--ferplus-rule must be one of {', '.join(fer2013.FERPLUS_RULES)}, "
-                         f"got {ferplus_rule!r}")
+    fer2013.check_ferplus_rule(ferplus_rule)
     label_set = label_sets.FERPLUS8 if ferplus_path else label_sets.FER7
     source = {"path": os.path.basename(csv_path), "sha256": records.sha256_of_checked(csv_path)}
     if ferplus_path:

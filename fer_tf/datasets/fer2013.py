@@ -131,6 +131,11 @@ def parse_votes(row):
 FERPLUS_RULES = ("majority", "plurality")
 
 
+def check_ferplus_rule(rule):
+    if rule not in FERPLUS_RULES:
+        raise FerTfError(f"--ferplus-rule must be one of {', '.join(FERPLUS_RULES)}, got {rule!r}")
+
+
 def majority_label(votes, rule="majority"):
     """FER+ label from the 10 vote columns -> (label index in ferplus8 or None, why dropped).
 
@@ -138,8 +143,6 @@ def majority_label(votes, rule="majority"):
     single votes are discarded as outliers and the top emotion must hold more than half of the
     remaining votes. "plurality" keeps every face with a unique top vote (more faces, noisier).
     """
-    if rule not in FERPLUS_RULES:
-        raise FerTfError(f"--ferplus-rule must be one of {', '.join(FERPLUS_RULES)}, got {rule!r}")
     if rule == "majority":
         votes = [v if v > 1 else 0 for v in votes]
     top = max(votes)

@@ -31,14 +31,12 @@ def normalize(images):
 def build(images, num_outputs, is_training, params):
     x = images
     for i, (filters, pool) in enumerate(TABLE, start=1):
-        if params["batch_norm"]:
-            x = layers.conv2d(x, int(filters * params["width"]), 3, padding="valid",
-                              use_bias=False, name=f"conv{i}")
+        bn = params["batch_norm"]
+        x = layers.conv2d(x, int(filters * params["width"]), 3, padding="valid", use_bias=not bn,
+                          activation=None if bn else tf.nn.relu, name=f"conv{i}")
+        if bn:
             x = tf.nn.relu(layers.batch_normalization(x, training=is_training, fused=True,
                                                       name=f"bn{i}"))
-        else:
-            x = layers.conv2d(x, int(filters * params["width"]), 3, padding="valid",
-                              activation=tf.nn.relu, name=f"conv{i}")
         if pool:
             x = layers.max_pooling2d(x, pool[0], pool[1], padding="valid", name=f"pool{i}")
     x = layers.flatten(x)
