@@ -204,7 +204,9 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
     records.split_files(data_dir, manifest, splits["eval"])
     steps_per_epoch = max(1, n_train // params["batch_size"])
     max_steps = max_steps or epochs * steps_per_epoch
-    params.update(max_steps=max_steps, seed=seed, skip_corrupt=skip_corrupt)
+    # The epochs actually run go into the export's metadata, not the model's default.
+    params.update(epochs=max_steps / steps_per_epoch, max_steps=max_steps, seed=seed,
+                  skip_corrupt=skip_corrupt)
     if skip_corrupt:
         for split in (splits["train"], splits["eval"]):
             damaged = records.damaged_shards(data_dir, manifest, split)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_tf import evaluate, preprocess, run, serving
+from fer_tf import evaluate, preprocess, records, run, serving
 from fer_tf.errors import FerTfError
 
 OVERRIDES = {"batch_size": 32}
@@ -21,7 +21,7 @@ def trained(sample_records, tmp_path_factory):
     return model_dir, metrics, export
 
 
-def test_leaves_checkpoint_metrics_and_export(trained):
+def test_leaves_checkpoint_metrics_and_export(trained, sample_records):
     model_dir, metrics, export = trained
     assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-12")
     assert metrics["global_step"] == 12
@@ -32,6 +32,10 @@ def test_leaves_checkpoint_metrics_and_export(trained):
     meta = serving.read_meta(export)
     assert meta["model"] == "lenet7" and meta["label_set_obj"].name == "fer7"
     assert open(os.path.join(export, "assets.extra", "labels.txt")).read().split("\n")[0] == "angry"
+    # The metadata records the epochs this run made, not the model's default.
+    steps_per_epoch = records.split_count(records.read_manifest(sample_records), "train") // 32
+    assert meta["hparams"]["max_steps"] == 12
+    assert meta["hparams"]["epochs"] == pytest.approx(12 / steps_per_epoch)
 
 
 def test_savedmodel_on_png_bytes_matches_estimator(trained, sample_records):
