@@ -10,6 +10,10 @@ ifeq ($(DATASET),genki)
 DATA          ?= ../shared/data/genki4k.tar.gz
 RECORDS_FLAGS ?= --dataset genki
 endif
+ifeq ($(DATASET),ferplus)
+RECORDS_FLAGS ?= --ferplus ../shared/data/fer2013new.csv
+RUN           ?= runs/$(MODEL)_ferplus
+endif
 ifeq ($(DATASET),landmarks)
 DATA          ?= ../shared/data/landmarks68_300w.tar.gz
 RECORDS_FLAGS ?= --dataset landmarks
