@@ -30,8 +30,8 @@ def normalize(images):
 
 def build(images, num_outputs, is_training, params):
     x = images
+    bn = params["batch_norm"]
     for i, (filters, pool) in enumerate(TABLE, start=1):
-        bn = params["batch_norm"]
         x = layers.conv2d(x, int(filters * params["width"]), 3, padding="valid", use_bias=not bn,
                           activation=None if bn else tf.nn.relu, name=f"conv{i}")
         if bn:
