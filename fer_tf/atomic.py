@@ -6,6 +6,18 @@ import shutil
 import tempfile
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path, base):
+    """mkstemp/mkdtemp create 0600/0700 entries; give the finished one the mode that a plain
+    open()/mkdir() would have (base & ~umask), so exports and records can be shared or served."""
+    os.chmod(path, base & ~_umask())
+
+
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -44,6 +56,7 @@ def atomic_directory(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _publish_mode(tmp, 0o777)
     old = None
     if os.path.exists(path):
         old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
@@ -62,6 +75,7 @@ def atomic_file(path, mode="w"):
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        _publish_mode(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -120,7 +120,7 @@ def cmd_eval(args):
     from fer_tf import evaluate, logs
     logs.setup()
     report = evaluate.evaluate(args.model, args.data, args.split, png=args.confusion_png,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, flip_tta=args.flip_tta)
     print(evaluate.format_report(report))
 
 
@@ -239,6 +239,8 @@ def build_parser():
     p.add_argument("--confusion-png", help="where to write the confusion matrix "
                    "(default: ./confusion_MODEL_SPLIT.png)")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--flip-tta", action="store_true",
+                   help="average each face's probabilities with its mirror image's")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="copy a model dir's best SavedModel to a standalone folder")

@@ -28,6 +28,21 @@ def iter_split(data_dir, split, batch_size):
                              "reconvert with `fer-tf records`") from None
 
 
+def mirrored(encoded):
+    """The same faces flipped left-right, re-encoded as (lossless) PNG."""
+    return np.array([tf.io.encode_png(tf.image.flip_left_right(
+        tf.io.decode_image(e, expand_animations=False))).numpy() for e in encoded], dtype=object)
+
+
+def probabilities(model, encoded, flip_tta=False):
+    """Class probabilities of a batch; with flip_tta, averaged with those of the mirrored faces
+    (training flips faces at random, so both views are in-distribution)."""
+    probs = model.predict(encoded)
+    if flip_tta:
+        probs = (probs + model.predict(mirrored(encoded))) / 2.0
+    return probs
+
+
 def confusion_matrix(labels, predictions, num_classes):
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
@@ -72,7 +87,7 @@ def plot_confusion(matrix, class_names, path, title):
     plt.close(fig)
 
 
-def evaluate(model_path, data_dir, split="test", png=None, batch_size=256):
+def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, flip_tta=False):
     model = serving.ExportedModel(model_path)
     manifest = records.read_manifest(data_dir)
     data_labels = records.manifest_label_set(manifest)
@@ -82,22 +97,23 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256):
                          "it on matching records")
     labels, predictions = [], []
     for encoded, batch_labels in iter_split(data_dir, split, batch_size):
-        predictions.append(model.predict(encoded).argmax(axis=1))
+        predictions.append(probabilities(model, encoded, flip_tta).argmax(axis=1))
         labels.append(batch_labels)
     labels, predictions = np.concatenate(labels), np.concatenate(predictions)
     report = summarize(confusion_matrix(labels, predictions, model.label_set.num_classes),
                        model.label_set.classes)
-    report.update(model=model.path, data=data_dir, split=split)
+    report.update(model=model.path, data=data_dir, split=split, flip_tta=flip_tta)
     png = png or f"confusion_{model.meta['model']}_{split}.png"
     plot_confusion(np.array(report["confusion"]), model.label_set.classes, png,
                    f"{model.meta['model']} on {os.path.basename(os.path.normpath(data_dir))} "
-                   f"{split}: accuracy {report['accuracy']:.4f}")
+                   f"{split}{' (+flip)' if flip_tta else ''}: accuracy {report['accuracy']:.4f}")
     report["confusion_png"] = png
     return report
 
 
 def format_report(report):
-    lines = [f"{report['split']} split of {report['data']}: {report['count']} faces",
+    tta = ", averaged with the mirrored faces" if report.get("flip_tta") else ""
+    lines = [f"{report['split']} split of {report['data']}: {report['count']} faces{tta}",
              f"accuracy                {report['accuracy']:.4f}",
              f"mean per-class accuracy {report['mean_per_class_accuracy']:.4f}",
              "per-class recall:"]

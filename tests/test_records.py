@@ -119,3 +119,17 @@ def test_missing_shard_and_manifest_are_named(tmp_path, sample_records):
     manifest = records.read_manifest(sample_records)
     with pytest.raises(FerTfError, match="no split 'validation'"):
         records.split_files(sample_records, manifest, "validation")
+
+
+def test_finished_outputs_get_the_umask_mode_not_the_temporary_one(tmp_path):
+    from fer_tf import atomic
+    old = os.umask(0o022)
+    try:
+        atomic.write_json(str(tmp_path / "meta.json"), {"a": 1})
+        with atomic.atomic_directory(str(tmp_path / "export")) as tmp:
+            open(os.path.join(tmp, "x"), "w").close()
+    finally:
+        os.umask(old)
+    # mkstemp / mkdtemp would have left 0600 / 0700: unreadable to a server running as another user
+    assert os.stat(tmp_path / "meta.json").st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / "export").st_mode & 0o777 == 0o755

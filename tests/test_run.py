@@ -104,6 +104,22 @@ def test_eval_reports_and_refuses_other_label_set(trained, sample_records, ferpl
         evaluate.evaluate(export, ferplus_records, "test", png=png)
 
 
+def test_flip_tta_averages_the_mirrored_faces(trained, sample_records, tmp_path):
+    model = serving.ExportedModel(trained[0])   # the best export (the resume test may replace it)
+    encoded = next(evaluate.iter_split(sample_records, "test", 16))[0]
+    flipped = evaluate.mirrored(encoded)
+    for original, mirror in zip(encoded, flipped):
+        np.testing.assert_array_equal(tf.io.decode_png(mirror).numpy(),
+                                      tf.io.decode_png(original).numpy()[:, ::-1])
+    expected = (model.predict(encoded) + model.predict(flipped)) / 2
+    assert not np.allclose(expected, model.predict(encoded))   # a trained net is not symmetric
+    np.testing.assert_allclose(evaluate.probabilities(model, encoded, flip_tta=True), expected)
+    report = evaluate.evaluate(trained[0], sample_records, "test", png=str(tmp_path / "cm.png"),
+                               flip_tta=True)
+    assert report["flip_tta"] and report["count"] == 49
+    assert "averaged with the mirrored faces" in evaluate.format_report(report)
+
+
 def test_votes_loss_needs_votes(sample_records):
     with pytest.raises(FerTfError, match="loss=votes needs FER\\+ votes"):
         run.prepare("lenet7", sample_records, {"loss": "votes"})
