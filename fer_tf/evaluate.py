@@ -5,6 +5,7 @@ normalisation a user's photo will.
 """
 import os
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -29,9 +30,11 @@ def iter_split(data_dir, split, batch_size):
 
 
 def mirrored(encoded):
-    """The same faces flipped left-right, re-encoded as (lossless) PNG."""
-    return np.array([tf.io.encode_png(tf.image.flip_left_right(
-        tf.io.decode_image(e, expand_animations=False))).numpy() for e in encoded], dtype=object)
+    """The same faces flipped left-right, re-encoded as (lossless) PNG by the records' encoder.
+    cv2 decodes and encodes in the same channel order, so colour survives the round trip."""
+    faces = (cv2.imdecode(np.frombuffer(e, np.uint8), cv2.IMREAD_UNCHANGED) for e in encoded)
+    return np.array([records.encode_png(np.ascontiguousarray(f[:, ::-1])) for f in faces],
+                    dtype=object)
 
 
 def probabilities(model, encoded, flip_tta=False):
