@@ -69,11 +69,13 @@ eval: setup
 export: setup
 	$(FERTF) export --model-dir $(RUN) --out models/$(MODEL)
 
+# With no trained run at $(RUN), the model shipped in models/default answers.
 predict: setup
-	$(FERTF) predict $(IMAGES) --model $(RUN)
+	@test -n "$(IMAGES)" || { echo "make predict: give IMAGES=photo.jpg (files, folders or a webcam index)"; exit 2; }
+	$(FERTF) predict $(IMAGES) $(if $(wildcard $(RUN)/fer_tf_run.json),--model $(RUN))
 
 tensorboard: setup
-	$(BIN)/tensorboard --logdir $(RUN) --host 127.0.0.1 --port $(PORT)
+	TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES= $(BIN)/tensorboard --logdir $(RUN) --host 127.0.0.1 --port $(PORT) 2>&1 | grep --line-buffered -v -e "TensorRT" -e "cuda" -e "CUDA" -e "oneDNN"
 
 test: setup
 	$(BIN)/python -m pytest -q tests

@@ -1,12 +1,13 @@
-"""Annotated copies of the inputs: a box, the top label and a probability bar per class for every
-face; images keep their name under the output folder, videos become MP4s. Written atomically."""
+"""Annotated copies of the inputs: a box, the top label and a named probability bar per class for
+every face ("no face found" where there is none); each copy keeps its input's path relative to
+the inputs' common folder, so no two inputs share a target; videos become MP4s. Written
+atomically: an interrupted video is closed and published with the frames drawn so far."""
 import os
-import tempfile
 
 import cv2
 import numpy as np
 
-from fer_tf import atomic
+from fer_tf import atomic, outputs
 
 
 def _bgr(hex_colour):
@@ -29,7 +30,8 @@ def draw(rgb, faces, label_set):
         cv2.putText(image, text, (left, max(12, top - 4)), cv2.FONT_HERSHEY_SIMPLEX, font, colour,
                     thick, cv2.LINE_AA)
         bar_w = max(30, (right - left) // 2)
-        row_h = max(4, int(6 * scale))
+        row_h = max(9, int(11 * scale))
+        small = 0.33 * max(scale, 1.0)
         for j, (name, p) in enumerate(zip(label_set.classes, face.probabilities)):
             y = bottom + 3 + j * (row_h + 1)
             if y + row_h >= image.shape[0]:
@@ -37,25 +39,34 @@ def draw(rgb, faces, label_set):
             cv2.rectangle(image, (left, y), (left + bar_w, y + row_h), (60, 60, 60), -1)
             cv2.rectangle(image, (left, y), (left + int(bar_w * float(p)), y + row_h),
                           _bgr(label_set.colours[j]), -1)
+            cv2.putText(image, f"{name} {float(p):.2f}", (left + bar_w + 3, y + row_h - 1),
+                        cv2.FONT_HERSHEY_SIMPLEX, small, (255, 255, 255), 1, cv2.LINE_AA)
         if face.landmarks is not None:
             for x, y in np.round(face.landmarks).astype(int):
                 cv2.circle(image, (x, y), max(1, thick - 1), (0, 255, 0), -1)
+    if not faces:
+        cv2.putText(image, "no face found", (5, max(14, int(18 * scale))), cv2.FONT_HERSHEY_SIMPLEX,
+                    font, (0, 0, 255), thick, cv2.LINE_AA)
     return image
 
 
+def common_base(paths):
+    """The deepest folder holding every input file (webcam indices aside)."""
+    folders = [os.path.dirname(os.path.abspath(p)) for p in paths if not p.isdigit()]
+    return os.path.commonpath(folders) if folders else os.getcwd()
+
+
 class Annotator:
-    def __init__(self, out_dir, label_set, roots):
+    def __init__(self, out_dir, label_set, item_paths):
         self.out_dir = out_dir
         self.label_set = label_set
-        self.roots = [os.path.abspath(r) for r in roots if os.path.isdir(r)]
+        self.base = common_base(item_paths)
         self.videos = {}        # path -> (writer, temp file, final path)
-        os.makedirs(out_dir, exist_ok=True)
+        outputs.mark_annotations(out_dir)
 
     def target(self, path, ext=None):
-        """Keep folder structure below an input folder, else just the file name."""
-        full = os.path.abspath(path)
-        rel = next((os.path.relpath(full, r) for r in self.roots if full.startswith(r + os.sep)),
-                   os.path.basename(path))
+        """The input's path relative to the inputs' common folder, under the output folder."""
+        rel = path if path.startswith("webcam") else os.path.relpath(os.path.abspath(path), self.base)
         if ext:
             rel = os.path.splitext(rel)[0] + ext
         return os.path.join(self.out_dir, rel)
@@ -74,10 +85,7 @@ class Annotator:
             return
         if item.path not in self.videos:
             final = self.target(f"webcam{item.path}" if item.path.isdigit() else item.path, ".mp4")
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=os.path.dirname(final),
-                                       prefix=f".{os.path.basename(final)}.")
-            os.close(fd)
+            tmp = atomic.sibling_temp(final, suffix=".mp4")
             fps = cv2.VideoCapture(item.path).get(cv2.CAP_PROP_FPS) if not item.path.isdigit() else 0
             writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0,
                                      (image.shape[1], image.shape[0]))
@@ -88,4 +96,9 @@ class Annotator:
         if path in self.videos:
             writer, tmp, final = self.videos.pop(path)
             writer.release()
-            os.replace(tmp, final)
+            atomic.publish_file(tmp, final)
+
+    def close(self):
+        """Close and publish every open video (after Ctrl-C: the frames drawn so far)."""
+        for path in list(self.videos):
+            self.finish_video(path)

@@ -66,17 +66,29 @@ def atomic_directory(path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def sibling_temp(path, suffix=".tmp"):
+    """A new hidden temporary file next to `path` (same file system, so a rename publishes it)."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=parent)
+    os.close(fd)
+    return tmp
+
+
+def publish_file(tmp, path):
+    """Give a finished temporary file the usual mode and rename it over `path`."""
+    _publish_mode(tmp, 0o666)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_file(path, mode="w"):
     """Open a temporary file next to `path`; rename it over `path` when the block succeeds."""
-    parent = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    tmp = sibling_temp(path)
     try:
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode) as f:
             yield f
-        _publish_mode(tmp, 0o666)
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)

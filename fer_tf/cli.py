@@ -1,22 +1,72 @@
-"""`fer-tf records|train|eval|export|predict|models`: the command line.
+"""`fer-tf records|train|cv|eval|export|ensemble|bottleneck|predict|landmarks|models`: the CLI.
 
-Every FerTfError becomes one line on stderr and exit status 1; argument errors exit with 2.
+Each subcommand is one small function over the library. Every flag is checked when parsed and
+every output path before work starts (`fer_tf.outputs`): a problem the user can fix ends with one
+line on stderr naming the flag or file — exit status 2 for a bad flag value, 1 otherwise.
 """
 import argparse
 import ast
 import os
+import re
+import signal
+import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise (CUDA probing)
 
+from fer_tf import outputs  # noqa: E402  (light: no TensorFlow)
+from fer_tf.errors import FerTfError, UsageError  # noqa: E402
 
-def _hparams(pairs):
-    """['keep_prob=0.6', 'filters=[32,64,128]'] -> dict with Python literals where they parse."""
+DEFAULT_LANDMARK_MODEL = "runs/landmarks"
+
+
+# ---- flag value types: each names what is allowed --------------------------------------------
+
+def whole(low, high=None):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            allowed = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a whole number {allowed}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+TTA_CHOICES = ("none", "flip", "ten_crop")
+
+
+def positive_number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a number > 0")
+    return value
+
+
+def fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a number in (0, 1]")
+    return value
+
+
+def parse_hparams(pairs):
+    """['keep_prob=0.6', 'filters=[32,64,128]'] -> dict with Python literals where they parse;
+    values are checked against the model's declarations later (fer_tf/hparams.py)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"fer-tf: error: --hparams {pair!r}: expected name=value")
+            raise UsageError(f"--hparams {pair!r}: expected name=value, e.g. keep_prob=0.6")
         if value.lower() in ("true", "false"):     # shell habit; a bare string would be truthy
             out[key] = value.lower() == "true"
             continue
@@ -27,51 +77,53 @@ def _hparams(pairs):
     return out
 
 
+# ---- subcommands ----------------------------------------------------------------------------
+
+RECORD_SIZES = {"fer2013": 48, "genki": 64, "landmarks": 128}
+
+
 def cmd_records(args):
     from fer_tf import convert
-    args.out = args.out or f"records/{args.dataset}"
+    out = args.out or f"records/{args.dataset}"
+    outputs.check(out, "records", "--out", inputs=[args.csv, args.ferplus])
+    size = args.size if args.size is not None else RECORD_SIZES[args.dataset]
+    progress = not args.quiet
     if args.dataset == "landmarks":
-        from fer_tf import logs
-        logs.setup()
-        manifest = convert.convert_landmarks(args.csv, args.out, size=args.size or 128,
-                                             seed=args.seed, progress=not args.quiet)
-        counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-        print(f"wrote {args.out}: {counts} (68 points, {manifest['image']['height']}px crops)")
-        return
-    if args.dataset == "genki":
-        from fer_tf import logs
-        logs.setup()
-        manifest = convert.convert_genki(args.csv, args.out, size=args.size or 64,
-                                         channels=args.channels, folds=args.folds, seed=args.seed,
+        manifest = convert.convert_landmarks(args.csv, out, size=size, seed=args.seed,
+                                             progress=progress)
+        what = f"68 points, {size}px crops"
+    elif args.dataset == "genki":
+        manifest = convert.convert_genki(args.csv, out, size=size, channels=args.channels,
+                                         folds=args.folds, seed=args.seed,
                                          centre_crop_fallback=args.centre_crop_fallback,
-                                         progress=not args.quiet)
-        counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-        print(f"wrote {args.out}: {counts} (smile2, {manifest['image']['height']}px)")
-        return
-    args.size = args.size or 48
-    manifest = convert.convert_fer2013(
-        args.csv, args.out, ferplus_path=args.ferplus, size=args.size, channels=args.channels,
-        split=args.split, seed=args.seed, shards=args.shards, skip_bad=args.skip_bad,
-        progress=not args.quiet, ferplus_rule=args.ferplus_rule)
+                                         progress=progress)
+        what = f"smile2, {size}px"
+    else:
+        manifest = convert.convert_fer2013(
+            args.csv, out, ferplus_path=args.ferplus, size=size, channels=args.channels,
+            split=args.split, seed=args.seed, shards=args.shards, skip_bad=args.skip_bad,
+            progress=progress, ferplus_rule=args.ferplus_rule)
+        what = f"{manifest['label_set']['name']}, {size}x{size}x{args.channels}"
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-    print(f"wrote {args.out}: {counts} ({manifest['label_set']['name']}, "
-          f"{args.size}x{args.size}x{args.channels})")
-    dropped = manifest["read"]
+    print(f"wrote {out}: {counts} ({what})")
     if args.ferplus:
-        print(f"FER+ ({args.ferplus_rule}) dropped: {dropped['ferplus_dropped_unknown_or_nf']} "
-              f"unknown/NF, {dropped['ferplus_dropped_no_majority']} without a {args.ferplus_rule}")
+        read = manifest["read"]
+        print(f"FER+ ({args.ferplus_rule}) dropped: {read['ferplus_dropped_unknown_or_nf']} "
+              f"unknown/NF, {read['ferplus_dropped_no_majority']} without a {args.ferplus_rule}")
 
 
 def cmd_train(args):
-    from fer_tf import logs, run
-    logs.setup(verbose=True)
+    from fer_tf import run
+    if run.cluster_task_type() in (None, "chief", "master"):
+        outputs.check(args.model_dir, "model_dir", "--model-dir", inputs=[args.data])
     metrics, export = run.train(args.model, args.data, args.model_dir,
-                                overrides=_hparams(args.hparams), epochs=args.epochs,
+                                overrides=parse_hparams(args.hparams), epochs=args.epochs,
                                 max_steps=args.max_steps, eval_every_epochs=args.eval_every,
                                 checkpoint_steps=args.checkpoint_steps, seed=args.seed,
                                 strategy=args.strategy, skip_corrupt=args.skip_corrupt,
                                 vggface2_weights=args.vggface2_weights,
-                                allow_random_init=args.allow_random_init)
+                                allow_random_init=args.allow_random_init,
+                                progress_bar=not args.verbose)
     if metrics is not None:
         shown = [k for k in ("accuracy", "mean_per_class_accuracy", "nme", "failure_rate_8",
                              "failure_rate_10") if k in metrics]
@@ -83,29 +135,41 @@ def cmd_train(args):
 
 
 def cmd_cv(args):
-    import statistics
-
-    from fer_tf import logs, run
-    logs.setup()
+    from fer_tf import run
     model_dir = args.model_dir or f"runs/{args.model}_cv"
+    outputs.check(model_dir, "cv_dir", "--model-dir", inputs=[args.data])
     accuracies = run.cross_validate(args.model, args.data, model_dir, args.folds,
-                                    _hparams(args.hparams), args.epochs, args.seed,
+                                    parse_hparams(args.hparams), args.epochs, args.seed,
                                     eval_every_epochs=args.eval_every)
     print(f"{args.model} {len(accuracies)}-fold cross-validation on {args.data}: accuracy "
           f"{statistics.mean(accuracies):.4f} ± {statistics.pstdev(accuracies):.4f} "
           f"(folds: {', '.join(f'{a:.3f}' for a in accuracies)})")
 
 
+def _landmark_model(path):
+    if path == DEFAULT_LANDMARK_MODEL and not os.path.exists(path):
+        raise FerTfError(f"--model {path}: no landmark model here; pass --dlib to draw dlib's "
+                         "68-point predictor (installed with fer-tf), or train the CNN (`make "
+                         "records DATASET=landmarks; make train MODEL=landmarks`) and pass "
+                         "--model runs/landmarks")
+    return path
+
+
 def cmd_landmarks(args):
-    from fer_tf import landmark_eval, logs
-    logs.setup()
+    from fer_tf import landmark_eval
     if args.evaluate:
-        report = landmark_eval.evaluate(args.model, args.evaluate, png=args.ced_png)
+        outputs.check(args.ced_png, "png", "--ced-png", inputs=[args.evaluate, args.model])
+        report = landmark_eval.evaluate(_landmark_model(args.model), args.evaluate,
+                                        png=args.ced_png)
         print(landmark_eval.format_report(report))
         return 0
     if not args.images:
-        raise SystemExit("fer-tf landmarks: error: give images (or --evaluate ARCHIVE)")
-    results = landmark_eval.annotate(args.model, args.images, args.annotate, args.dlib)
+        raise UsageError("images: give one or more photos to draw landmarks on (or --evaluate "
+                         "landmarks68_300w.tar.gz)")
+    outputs.check(args.annotate, "annotations", "--annotate", inputs=args.images,
+                  walked_inputs=args.images)
+    model = None if args.dlib else _landmark_model(args.model)
+    results = landmark_eval.annotate(model, args.images, args.annotate, args.dlib)
     failed = 0
     for path, found in results:
         if isinstance(found, str):
@@ -117,16 +181,20 @@ def cmd_landmarks(args):
 
 
 def cmd_eval(args):
-    from fer_tf import evaluate, logs
-    logs.setup()
-    report = evaluate.evaluate(args.model, args.data, args.split, png=args.confusion_png,
-                               batch_size=args.batch_size, flip_tta=args.flip_tta)
+    from fer_tf import evaluate, serving
+    model_dir = serving.resolve_export(args.model)
+    png = args.confusion_png or f"confusion_{serving.read_meta(model_dir)['model']}_{args.split}.png"
+    outputs.check(png, "png", "--confusion-png", inputs=[args.model, args.data])
+    tta = "flip" if args.flip_tta else args.tta
+    report = evaluate.evaluate(args.model, args.data, args.split, png=png,
+                               batch_size=args.batch_size, tta=None if tta == "none" else tta)
     print(evaluate.format_report(report))
 
 
 def cmd_export(args):
-    from fer_tf import export, logs
-    logs.setup()
+    from fer_tf import export
+    outputs.check(args.out, "tflite" if args.tflite else "export", "--out",
+                  inputs=[args.model_dir, args.check_data])
     if args.tflite:
         from fer_tf import tflite
         path = tflite.convert(args.model_dir, args.out)
@@ -142,15 +210,26 @@ def cmd_export(args):
         path = export.assemble_vggface2(args.model_dir, args.out, args.vggface2_weights,
                                         args.allow_random_init)
     else:
-        path = export.export(args.model_dir, args.out, float16=args.float16)
+        path = export.export(args.model_dir, args.out, float16=args.float16,
+                             tta=None if args.tta == "none" else args.tta)
     print(f"exported {path}: {export.total_size(path) / 2**20:.2f} MiB "
           f"(weights {export.weights_size(path) / 2**20:.2f} MiB"
           f"{', float16' if args.float16 else ''})")
 
 
+def cmd_ensemble(args):
+    from fer_tf import export
+    outputs.check(args.out, "export", "--out", inputs=args.members)
+    path = export.ensemble(args.members, args.out, weights=args.weights, float16=args.float16,
+                           tta=None if args.tta == "none" else args.tta)
+    print(f"exported {path}: ensemble of {len(args.members)}, {export.total_size(path) / 2**20:.2f} "
+          f"MiB (weights {export.weights_size(path) / 2**20:.2f} MiB"
+          f"{', float16' if args.float16 else ''})")
+
+
 def cmd_bottleneck(args):
-    from fer_tf import bottleneck, logs
-    logs.setup()
+    from fer_tf import bottleneck
+    outputs.check(args.out, "records", "--out", inputs=[args.data])
     manifest = bottleneck.cache_features(args.data, args.out, args.vggface2_weights,
                                          args.allow_random_init, args.width, args.batch_size,
                                          progress=not args.quiet)
@@ -159,8 +238,13 @@ def cmd_bottleneck(args):
 
 
 def cmd_predict(args):
-    from fer_tf import logs, predict
-    logs.setup()
+    from fer_tf import predict
+    model_inputs = [args.model, args.landmarks_model]
+    if args.output:
+        outputs.check(args.output, "predictions", "--output", inputs=args.paths + model_inputs)
+    if args.annotate:
+        outputs.check(args.annotate, "annotations", "--annotate", inputs=args.paths + model_inputs,
+                      walked_inputs=args.paths)
     return predict.main(args)
 
 
@@ -172,64 +256,88 @@ def cmd_models(args):
               f"{spec.label_set or '(from data)':12s} {spec.description}")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="fer-tf", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+# ---- the parser -----------------------------------------------------------------------------
 
-    p = sub.add_parser("records", help="convert fer2013.csv (+ FER+ votes) or GENKI-4K to TFRecords")
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `fer-tf train: error: --epochs: '-3' is not allowed; ...`"""
+
+    def error(self, message):
+        message = re.sub(r"^argument ([^:]+): ", lambda m: m.group(1).split("/")[-1] + ": ",
+                         message)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parents():
+    hparams = Parser(add_help=False)
+    hparams.add_argument("--hparams", nargs="*", metavar="NAME=VALUE",
+                         help="override hyper-parameters (checked against the model's declarations)")
+    hparams.add_argument("--seed", type=whole(0), default=0)
+    vggface2 = Parser(add_help=False)
+    vggface2.add_argument("--vggface2-weights", metavar="PATH",
+                          help="keras-vggface rcmalli_vggface_tf_notop_resnet50.h5 (local file)")
+    vggface2.add_argument("--allow-random-init", action="store_true",
+                          help="vggface2: random base weights (not the seed's transfer learning)")
+    quiet = Parser(add_help=False)
+    quiet.add_argument("--quiet", action="store_true", help="no progress bar")
+    return hparams, vggface2, quiet
+
+
+def build_parser():
+    hparams, vggface2, quiet = _parents()
+    parser = Parser(prog="fer-tf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("records", parents=[quiet],
+                       help="convert fer2013.csv (+ FER+ votes), GENKI-4K or 300-W to TFRecords")
     p.add_argument("csv", help="fer2013.csv or fer2013.csv.gz (Kaggle format); with --dataset "
-                   "genki, genki4k.tar.gz or its extracted folder")
-    p.add_argument("--dataset", default="fer2013", choices=("fer2013", "genki", "landmarks"),
-                   help="landmarks: landmarks68_300w.tar.gz (iBUG 300-W .pts)")
-    p.add_argument("--folds", type=int, default=10, help="genki: stratified folds")
-    p.add_argument("--centre-crop-fallback", action="store_true",
-                   help="genki: centre-crop photos where no face is detected instead of dropping them")
-    p.add_argument("--out", help="output record folder (default: records/fer2013 or records/genki)")
+                   "genki or landmarks, the archive or its extracted folder")
+    p.add_argument("--dataset", default="fer2013", choices=tuple(RECORD_SIZES))
+    p.add_argument("--out", help="output record folder (default: records/DATASET)")
+    p.add_argument("--size", type=whole(8, 1024),
+                   help="output side (default: fer2013 48 — 224 for vggface2 —, genki 64, landmarks 128)")
+    p.add_argument("--channels", type=int, default=1, choices=(1, 3))
     p.add_argument("--ferplus", help="fer2013new.csv: use FER+ majority-vote labels (8 classes)")
     p.add_argument("--ferplus-rule", default="majority", choices=["majority", "plurality"],
                    help="majority: Microsoft's rule (single votes dropped, top > half the rest); "
                         "plurality: any unique top vote")
-    p.add_argument("--size", type=int, help="output side: 48 (default), 224 for vggface2; genki 64")
-    p.add_argument("--channels", type=int, default=1, choices=(1, 3))
     p.add_argument("--split", default="usage", choices=("usage", "stratified"),
                    help="Kaggle Usage column, or a seeded stratified 8:1:1 split")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shards", type=int, default=8, help="training shards (eval/test get 1/4)")
+    p.add_argument("--folds", type=whole(2, 100), default=10, help="genki: stratified folds")
+    p.add_argument("--centre-crop-fallback", action="store_true",
+                   help="genki: centre-crop photos where no face is detected instead of dropping them")
+    p.add_argument("--seed", type=whole(0), default=0)
+    p.add_argument("--shards", type=whole(1, 1024), default=8,
+                   help="training shards (eval/test get 1/4)")
     p.add_argument("--skip-bad", action="store_true", help="skip and count bad rows")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_records)
 
-    p = sub.add_parser("train", help="train_and_evaluate a registered model on a record folder")
+    p = sub.add_parser("train", parents=[hparams, vggface2],
+                       help="train_and_evaluate a registered model on a record folder")
     p.add_argument("--model", default="lenet7", help="registered model name (see `fer-tf models`)")
     p.add_argument("--data", default="records/fer2013", help="record folder")
     p.add_argument("--model-dir", required=True, help="checkpoints, events, exports; resumes")
-    p.add_argument("--epochs", type=int, help="default: the model's own")
-    p.add_argument("--max-steps", type=int, help="overrides --epochs")
-    p.add_argument("--eval-every", type=int, default=1, help="epochs between evaluations")
-    p.add_argument("--checkpoint-steps", type=int,
+    p.add_argument("--epochs", type=whole(1), help="default: the model's own")
+    p.add_argument("--max-steps", type=whole(1), help="overrides --epochs")
+    p.add_argument("--eval-every", type=whole(1), default=1, help="epochs between evaluations")
+    p.add_argument("--checkpoint-steps", type=whole(1),
                    help="checkpoint (and evaluate) every N steps instead of every --eval-every epochs")
     p.add_argument("--skip-corrupt", action="store_true",
                    help="skip unreadable records (counted and reported) instead of stopping")
-    p.add_argument("--hparams", nargs="*", metavar="NAME=VALUE", help="override hyper-parameters")
-    p.add_argument("--vggface2-weights", metavar="PATH",
-                   help="vggface2: keras-vggface rcmalli_vggface_tf_notop_resnet50.h5 (local file)")
-    p.add_argument("--allow-random-init", action="store_true",
-                   help="vggface2: train from random weights (not the seed's transfer learning)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strategy", choices=("none", "mirrored", "multi_worker", "parameter_server"),
                    default="none", help="distribution strategy; the cluster comes from TF_CONFIG")
+    p.add_argument("--verbose", action="store_true",
+                   help="TensorFlow's own logging instead of the progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("cv", help="k-fold cross-validation over a record folder's folds (GENKI-4K)")
+    p = sub.add_parser("cv", parents=[hparams],
+                       help="k-fold cross-validation over a record folder's folds (GENKI-4K)")
     p.add_argument("--model", default="smile")
     p.add_argument("--data", default="records/genki")
     p.add_argument("--model-dir", default=None, help="default: runs/MODEL_cv")
-    p.add_argument("--folds", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--eval-every", type=int, default=5,
+    p.add_argument("--folds", type=whole(2, 100), help="default: the folds in the records")
+    p.add_argument("--epochs", type=whole(1))
+    p.add_argument("--eval-every", type=whole(1), default=5,
                    help="epochs between held-out evaluations (the last epoch is always evaluated)")
-    p.add_argument("--hparams", nargs="*", metavar="NAME=VALUE")
-    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("eval", help="accuracy, per-class recall and confusion matrix of an export")
@@ -238,33 +346,43 @@ def build_parser():
     p.add_argument("--split", default="test", choices=("train", "eval", "test"))
     p.add_argument("--confusion-png", help="where to write the confusion matrix "
                    "(default: ./confusion_MODEL_SPLIT.png)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--flip-tta", action="store_true",
-                   help="average each face's probabilities with its mirror image's")
+    p.add_argument("--batch-size", type=whole(1, 4096), default=256)
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                   help="test-time views averaged in the graph: the mirror image, or ten crops "
+                        "(models trained on crops)")
+    p.add_argument("--flip-tta", action="store_true", help="the same as --tta flip")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("export", help="copy a model dir's best SavedModel to a standalone folder")
+    p = sub.add_parser("export", parents=[vggface2],
+                       help="copy a model dir's best SavedModel to a standalone folder")
     p.add_argument("--model-dir", required=True, help="a training model dir or a SavedModel")
     p.add_argument("--out", required=True)
     p.add_argument("--float16", action="store_true",
                    help="store the weights as float16 (half the size; computation stays float32)")
-    p.add_argument("--vggface2-weights", metavar="PATH",
-                   help="vggface2_head runs: the base weights to assemble with the trained head")
-    p.add_argument("--allow-random-init", action="store_true")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                   help="build test-time views into the exported graph (same signatures)")
     p.add_argument("--tflite", action="store_true", help="write a .tflite model to --out instead")
     p.add_argument("--check-data", metavar="RECORDS",
                    help="with --tflite: print its agreement with the SavedModel on these records")
-    p.add_argument("--check-split", default="test")
+    p.add_argument("--check-split", default="test", choices=("train", "eval", "test"))
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("bottleneck", help="cache VGGFace2 base features of 224 records (feature extraction)")
+    p = sub.add_parser("ensemble", help="one SavedModel that averages several exports' probabilities")
+    p.add_argument("members", nargs="+", help="exports or model dirs with the same label set")
+    p.add_argument("--out", required=True)
+    p.add_argument("--weights", type=positive_number, nargs="+",
+                   help="one weight per member (default: equal); choose them on PublicTest only")
+    p.add_argument("--float16", action="store_true", help="store the weights as float16")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                   help="test-time views for every member")
+    p.set_defaults(func=cmd_ensemble)
+
+    p = sub.add_parser("bottleneck", parents=[vggface2, quiet],
+                       help="cache VGGFace2 base features of 224 records (feature extraction)")
     p.add_argument("--data", required=True, help="224x224 record folder")
     p.add_argument("--out", required=True, help="feature cache folder (train it with --model vggface2_head)")
-    p.add_argument("--vggface2-weights", metavar="PATH")
-    p.add_argument("--allow-random-init", action="store_true")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--width", type=float, default=1.0, help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--batch-size", type=whole(1, 4096), default=32)
+    p.add_argument("--width", type=fraction, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bottleneck)
 
     p = sub.add_parser("predict", help="expressions of every face in images, folders, videos, a webcam")
@@ -272,7 +390,7 @@ def build_parser():
                    "webcam index such as 0")
     p.add_argument("--model", help="SavedModel dir or model dir (default: the shipped model)")
     p.add_argument("--format", default="table", choices=("table", "jsonl", "csv"))
-    p.add_argument("--output", help="write results here instead of stdout (atomically)")
+    p.add_argument("--output", help="write results here as they come (finalised on Ctrl-C)")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the inputs here")
     p.add_argument("--with-landmarks", action="store_true", help="include the 68 landmarks per face")
     p.add_argument("--landmarks", choices=("dlib", "cnn"), default="dlib",
@@ -280,16 +398,16 @@ def build_parser():
     p.add_argument("--landmarks-model", metavar="PATH", help="landmark SavedModel for --landmarks cnn")
     p.add_argument("--no-detect", action="store_true",
                    help="inputs are face crops already (FER2013-style): no detection")
-    p.add_argument("--upsample", type=int, help="dlib upsampling for small faces (default: 1 "
-                   "for images under 256 px, else 0)")
-    p.add_argument("--video-stride", type=int, default=1, help="use every Nth video frame")
-    p.add_argument("--max-frames", type=int, help="stop a video or webcam after N frames")
+    p.add_argument("--upsample", type=whole(0, 3), help="dlib upsampling for small faces "
+                   "(default: 1 for images under 256 px, else 0)")
+    p.add_argument("--video-stride", type=whole(1), default=1, help="use every Nth video frame")
+    p.add_argument("--max-frames", type=whole(1), help="stop a video or webcam after N frames")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("landmarks", help="68 facial landmarks: draw them on images, or evaluate "
                        "the CNN against dlib on the 300-W test faces")
     p.add_argument("images", nargs="*")
-    p.add_argument("--model", default="runs/landmarks", help="landmark SavedModel or model dir")
+    p.add_argument("--model", default=DEFAULT_LANDMARK_MODEL, help="landmark SavedModel or model dir")
     p.add_argument("--annotate", default="landmarks_out", metavar="DIR")
     p.add_argument("--dlib", action="store_true", help="draw dlib's predictor instead of the CNN")
     p.add_argument("--evaluate", metavar="ARCHIVE",
@@ -302,20 +420,45 @@ def build_parser():
     return parser
 
 
+def _one_line(error):
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
 def main(argv=None):
-    from fer_tf.errors import FerTfError
     args = build_parser().parse_args(argv)
+    # With a file-size limit (ulimit -f), writing past it raises an OSError instead of killing us.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    prog = f"fer-tf {args.command}"
+    from fer_tf import logs
+    logs.setup(verbose=getattr(args, "verbose", False))
     try:
         status = args.func(args)
     except FerTfError as e:
-        print(f"fer-tf {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_status", 1)
     except BrokenPipeError:          # `fer-tf ... | head`: the reader left; not an error
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print(f"fer-tf {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:             # disk full, file-size limit, permissions while writing
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {where}{e.strerror or _one_line(e)}; free space or choose "
+              "another output path", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 — the last resort: one line, never a traceback
+        if os.environ.get("FER_TF_DEBUG"):
+            raise
+        if type(e).__module__.startswith("tensorflow") and hasattr(e, "message"):
+            # TensorFlow's own I/O failures (a full disk while checkpointing, say).
+            print(f"{prog}: error: {_one_line(e.message)}", file=sys.stderr)
+            return 1
+        print(f"{prog}: error: {type(e).__name__}: {_one_line(e)} (an unexpected failure: "
+              "rerun with FER_TF_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return 1
     return status or 0
 
 

@@ -48,7 +48,14 @@ def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, s
     def faces(stats, desc):
         stream = fer2013.read_faces(csv_path, ferplus_path, skip_bad=skip_bad, stats=stats,
                                     ferplus_rule=ferplus_rule)
-        return tqdm(stream, desc=desc, unit=" faces", disable=not progress, mininterval=1.0)
+        total = fer2013.count_lines(csv_path) if progress else None
+        # The bar counts csv rows read (FER+ may drop some), so it ends at 100 %.
+        with tqdm(desc=desc, unit=" rows", total=total, disable=not progress,
+                  mininterval=1.0) as bar:
+            for face in stream:
+                bar.update(stats.rows - bar.n)
+                yield face
+            bar.update(stats.rows - bar.n)
 
     assignment = None
     if split == "stratified":

@@ -4,12 +4,12 @@ Faces go through the serving signature as PNG bytes, so evaluation exercises the
 normalisation a user's photo will.
 """
 import os
+import tempfile
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, records, serving
+from fer_tf import atomic, export, outputs, records, serving
 from fer_tf.errors import FerTfError
 
 
@@ -27,23 +27,6 @@ def iter_split(data_dir, split, batch_size):
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise FerTfError(f"{path}: corrupt record shard ({e.message.splitlines()[0][:120]}); "
                              "reconvert with `fer-tf records`") from None
-
-
-def mirrored(encoded):
-    """The same faces flipped left-right, re-encoded as (lossless) PNG by the records' encoder.
-    cv2 decodes and encodes in the same channel order, so colour survives the round trip."""
-    faces = (cv2.imdecode(np.frombuffer(e, np.uint8), cv2.IMREAD_UNCHANGED) for e in encoded)
-    return np.array([records.encode_png(np.ascontiguousarray(f[:, ::-1])) for f in faces],
-                    dtype=object)
-
-
-def probabilities(model, encoded, flip_tta=False):
-    """Class probabilities of a batch; with flip_tta, averaged with those of the mirrored faces
-    (training flips faces at random, so both views are in-distribution)."""
-    probs = model.predict(encoded)
-    if flip_tta:
-        probs = (probs + model.predict(mirrored(encoded))) / 2.0
-    return probs
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -86,11 +69,19 @@ def plot_confusion(matrix, class_names, path, title):
     ax.set_title(title)
     fig.tight_layout()
     with atomic.atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
+        fig.savefig(f, format="png", dpi=110, metadata={"Software": outputs.PNG_SOFTWARE})
     plt.close(fig)
 
 
-def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, flip_tta=False):
+def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=None):
+    """Accuracy, recall and confusion of an export on a record split; with `tta` (flip or
+    ten_crop) the export is first rebuilt with those test-time views in its graph."""
+    if tta:
+        with tempfile.TemporaryDirectory(prefix="fer_tf_tta_") as work:
+            rebuilt = export.export(model_path, os.path.join(work, "export"), tta=tta)
+            report = evaluate(rebuilt, data_dir, split, png, batch_size)
+        report.update(model=model_path, tta=tta)
+        return report
     model = serving.ExportedModel(model_path)
     manifest = records.read_manifest(data_dir)
     data_labels = records.manifest_label_set(manifest)
@@ -100,22 +91,28 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, flip_
                          "it on matching records")
     labels, predictions = [], []
     for encoded, batch_labels in iter_split(data_dir, split, batch_size):
-        predictions.append(probabilities(model, encoded, flip_tta).argmax(axis=1))
+        predictions.append(model.predict(encoded).argmax(axis=1))
         labels.append(batch_labels)
     labels, predictions = np.concatenate(labels), np.concatenate(predictions)
     report = summarize(confusion_matrix(labels, predictions, model.label_set.num_classes),
                        model.label_set.classes)
-    report.update(model=model.path, data=data_dir, split=split, flip_tta=flip_tta)
+    report.update(model=model.path, data=data_dir, split=split, tta=model.meta["hparams"].get("tta"))
     png = png or f"confusion_{model.meta['model']}_{split}.png"
     plot_confusion(np.array(report["confusion"]), model.label_set.classes, png,
                    f"{model.meta['model']} on {os.path.basename(os.path.normpath(data_dir))} "
-                   f"{split}{' (+flip)' if flip_tta else ''}: accuracy {report['accuracy']:.4f}")
+                   f"{split}{tta_note(report)}: accuracy {report['accuracy']:.4f}")
     report["confusion_png"] = png
     return report
 
 
+def tta_note(report):
+    return {"flip": " (+flip)", "ten_crop": " (ten-crop)"}.get(report.get("tta"), "")
+
+
 def format_report(report):
-    tta = ", averaged with the mirrored faces" if report.get("flip_tta") else ""
+    tta = {"flip": ", each averaged with its mirror image",
+           "ten_crop": ", each averaged over ten crops (corners, centre, mirrored)"}.get(
+        report.get("tta"), "")
     lines = [f"{report['split']} split of {report['data']}: {report['count']} faces{tta}",
              f"accuracy                {report['accuracy']:.4f}",
              f"mean per-class accuracy {report['mean_per_class_accuracy']:.4f}",

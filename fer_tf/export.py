@@ -1,49 +1,18 @@
-"""Standalone exports of a training run's best SavedModel: a plain copy, or with float16 weights.
+"""Standalone exports of a training run's best SavedModel, and ensembles of exports.
 
-float16 halves the size on disk (what lets a model ship in the repository): the graph is rebuilt
-with every float32 variable stored as float16 and cast back to float32 where it is read, so the
-computation itself stays float32 and only the weights are rounded.
+Classifiers are rebuilt from their metadata and weights (fer_tf/rebuild.py): the export gets the
+raw-faces signature beside `image_bytes`, optionally float16 storage (half the size on disk; the
+computation stays float32 — weights are cast once at load) and test-time views in the graph.
 """
 import os
 import shutil
 
 import tensorflow as tf
 
-from fer_tf import atomic, heads, serving
+from fer_tf import atomic, models, rebuild, serving
 from fer_tf.errors import FerTfError
 
 v1 = tf.compat.v1
-
-
-def _float16_getter(getter, name, *args, dtype=tf.float32, **kwargs):
-    if dtype.base_dtype == tf.float32:
-        return tf.cast(getter(name, *args, dtype=tf.float16, **kwargs), tf.float32)
-    return getter(name, *args, dtype=dtype, **kwargs)
-
-
-def _write_float16(source, meta, out_dir):
-    params = {**meta["hparams"], "classes": list(meta["label_set"]["classes"])}
-    checkpoint = tf.train.load_checkpoint(os.path.join(source, "variables", "variables"))
-    with tf.Graph().as_default():
-        receiver = serving.serving_input_receiver_fn(meta["image_size"])()
-        with v1.variable_scope("", custom_getter=_float16_getter):
-            spec = heads.classifier_model_fn(receiver.features, None,
-                                             tf.estimator.ModeKeys.PREDICT, params)
-        variables = v1.global_variables()
-        with v1.Session() as sess:
-            for var in variables:
-                name = var.op.name
-                if not checkpoint.has_tensor(name):
-                    raise FerTfError(f"{source}: variable {name} missing from the export's weights")
-                var.load(checkpoint.get_tensor(name).astype(var.dtype.base_dtype.as_numpy_dtype), sess)
-            signature = v1.saved_model.predict_signature_def(
-                inputs={serving.INPUT_KEY: receiver.receiver_tensors[serving.INPUT_KEY]},
-                outputs=spec.predictions)
-            builder = v1.saved_model.Builder(out_dir)
-            builder.add_meta_graph_and_variables(
-                sess, [tf.saved_model.SERVING],
-                signature_def_map={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: signature})
-            builder.save()
 
 
 def assemble_vggface2(model_dir, out, weights_path=None, allow_random_init=False, log=print):
@@ -94,20 +63,40 @@ def is_head_run(model_dir):
         return json.load(f).get("model") == "vggface2_head"
 
 
-def export(model_dir, out, float16=False):
-    source = serving.resolve_export(model_dir)
+def export(model_dir, out, float16=False, tta=None):
+    """A standalone SavedModel of a run's best export (or of an export): classifiers are rebuilt
+    (both signatures; float16 storage and test-time views on request), others are copied."""
+    source = serving.resolve_export(model_dir, "--model-dir")
     meta = serving.read_meta(source)       # refuses exports that carry no label set
-    if os.path.abspath(out).startswith(os.path.abspath(source)):
-        raise FerTfError(f"--out {out}: must not be inside the export being copied")
+    rebuildable = meta["model"] == "ensemble" or models.get(meta["model"]).kind == "classifier"
+    if not rebuildable and (float16 or tta):
+        raise FerTfError(f"--model-dir {model_dir}: --float16 and --tta apply to classifiers; "
+                         f"{meta['model']} is exported as it is")
+    meta = rebuild.with_tta(meta, tta)
     with atomic.atomic_directory(out) as tmp:
-        if float16:
+        if rebuildable:
             os.rmdir(tmp)                   # the SavedModel builder wants to create the folder
-            _write_float16(source, meta, tmp)
-            shutil.copytree(os.path.join(source, "assets.extra"), os.path.join(tmp, "assets.extra"))
+            rebuild.write(meta, {"": rebuild.weight_source(source)}, tmp, float16=float16)
         else:
             for entry in os.listdir(source):
                 src = os.path.join(source, entry)
                 (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, os.path.join(tmp, entry))
+    return out
+
+
+def ensemble(member_paths, out, weights=None, float16=False, tta=None):
+    """One SavedModel averaging the members' probabilities (weighted), same signatures."""
+    metas, readers = [], {}
+    for k, path in enumerate(member_paths):
+        source = serving.resolve_export(path, "members:")
+        meta = serving.read_meta(source)
+        meta["path"] = path
+        metas.append(meta)
+        readers[f"member{k}"] = rebuild.weight_source(source)
+    meta = rebuild.with_tta(rebuild.ensemble_meta(metas, weights), tta)
+    with atomic.atomic_directory(out) as tmp:
+        os.rmdir(tmp)
+        rebuild.write(meta, readers, tmp, float16=float16)
     return out
 
 

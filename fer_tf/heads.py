@@ -5,7 +5,7 @@ lives here once, for every classifier.
 """
 import tensorflow as tf
 
-from fer_tf import models
+from fer_tf import models, progress
 
 v1 = tf.compat.v1
 SERVING_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
@@ -22,6 +22,8 @@ def learning_rate(params, global_step):
         return v1.train.piecewise_constant(global_step, bounds, [base, base * 0.1, base * 0.01])
     if schedule == "exponential":   # x0.1 over the whole run
         return v1.train.exponential_decay(base, global_step, max_steps, 0.1)
+    if schedule == "plateau":       # x plateau_factor per plateau of the eval metric (progress.py)
+        return base * v1.placeholder_with_default(1.0, [], name=progress.LR_SCALE)
     raise ValueError(f"unknown lr_schedule {schedule!r}")
 
 
@@ -74,13 +76,44 @@ def eval_metrics(labels, class_ids, class_names):
     return metrics
 
 
+def crop_views(images, crop_size, tta):
+    """The views a network trained on `crop_size` crops sees outside training, stacked along
+    the batch: the centre crop (tta none), it and its mirror (flip), or the four corner crops,
+    the centre crop and their mirrors (ten_crop). Returns (views [V*B, ...], V)."""
+    height, width = images.shape[1], images.shape[2]
+    size = crop_size or height
+    if tta == "ten_crop" and size >= height:
+        raise ValueError("tta=ten_crop needs a model trained on crops (crop_size below the "
+                         f"input size {height})")
+    top, left = (height - size) // 2, (width - size) // 2
+    if tta == "ten_crop":
+        corners = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size),
+                   (top, left)]
+    else:
+        corners = [(top, left)]
+    views = [images[:, y:y + size, x:x + size, :] for y, x in corners]
+    if tta in ("flip", "ten_crop"):
+        views += [tf.reverse(v, axis=[2]) for v in views]
+    return tf.concat(views, axis=0), len(views)
+
+
 def classifier_model_fn(features, labels, mode, params):
     spec = models.get(params["model"])
     class_names = params["classes"]
     is_training = mode == tf.estimator.ModeKeys.TRAIN
     images = features["image"]
+    num_views = 1
+    crop_size = params.get("crop_size") or 0
+    if not is_training:
+        images, num_views = crop_views(images, crop_size, params.get("tta", "none"))
+    elif crop_size and images.shape[1] != crop_size:
+        images, _ = crop_views(images, crop_size, "none")   # training without augmentation
     logits = spec.build(spec.normalize(images), len(class_names), is_training, params)
     logits = tf.cast(logits, tf.float32)
+    if num_views > 1:
+        # Average the views' probabilities; logits of the mean keep softmax(logits) == mean.
+        views = tf.reshape(tf.nn.softmax(logits), [num_views, -1, len(class_names)])
+        logits = tf.math.log(tf.maximum(tf.reduce_mean(views, axis=0), 1e-12))
     probabilities = tf.nn.softmax(logits, name="probabilities")
     class_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
     predictions = {

@@ -58,7 +58,8 @@ def balanced(ds, counts, seed=None):
 
 def make_dataset(files, manifest, *, training, batch_size, height, width, channels,
                  augment=True, shuffle_buffer=10000, input_context=None, seed=None,
-                 skip_corrupt=False, balanced_sampling=False, train_split="train"):
+                 skip_corrupt=False, balanced_sampling=False, train_split="train",
+                 crop_size=0, random_erasing=0.0):
     num_files = len(files)
     files = tf.data.Dataset.from_tensor_slices(sorted(files))
     if input_context and input_context.num_input_pipelines > 1:
@@ -82,7 +83,8 @@ def make_dataset(files, manifest, *, training, batch_size, height, width, channe
     if skip_corrupt:
         ds = ds.ignore_errors()   # records whose bytes pass the CRC but do not parse or decode
     if training and augment and not cached:
-        ds = ds.map(lambda f, l: ({**f, "image": preprocess.augment(f["image"])}, l),
+        ds = ds.map(lambda f, l: ({**f, "image": preprocess.augment(
+                        f["image"], crop_size=crop_size, erasing=random_erasing)}, l),
                     num_parallel_calls=tf.data.AUTOTUNE)
     if input_context:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
@@ -106,4 +108,5 @@ def input_fn(mode, params, input_context=None):
                         input_context=input_context, seed=params.get("seed"),
                         skip_corrupt=params.get("skip_corrupt", False),
                         balanced_sampling=params.get("balanced_sampling", False),
-                        train_split=splits["train"])
+                        train_split=splits["train"], crop_size=params.get("crop_size", 0),
+                        random_erasing=params.get("random_erasing", 0.0))

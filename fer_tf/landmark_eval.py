@@ -7,7 +7,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, faces, serving
+from fer_tf import atomic, faces, outputs, serving
+from fer_tf.annotate import common_base
 from fer_tf.datasets import ibug300w
 from fer_tf.errors import FerTfError
 
@@ -15,11 +16,11 @@ from fer_tf.errors import FerTfError
 class LandmarkModel:
     """An exported landmark SavedModel: photo bytes + face box -> 68 points in photo pixels."""
 
-    def __init__(self, path):
-        self.path = serving.resolve_export(path)
+    def __init__(self, path, flag="--model"):
+        self.path = serving.resolve_export(path, flag)
         meta = serving.read_meta(self.path)
         if meta["model"] != "landmarks":
-            raise FerTfError(f"--model {path}: a {meta['model']} model, not a landmark model")
+            raise FerTfError(f"{flag} {path}: a {meta['model']} model, not a landmark model")
         self._fn = tf.saved_model.load(self.path).signatures["serving_default"]
 
     def points(self, encoded, box):
@@ -79,7 +80,7 @@ def plot_ced(curves, path, title, limit=0.15):
     ax.legend(loc="lower right")
     fig.tight_layout()
     with atomic.atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
+        fig.savefig(f, format="png", metadata={"Software": outputs.PNG_SOFTWARE}, dpi=110)
     plt.close(fig)
 
 
@@ -101,7 +102,8 @@ def annotate(model_path, images, out_dir, use_dlib=False):
     model = None if use_dlib else LandmarkModel(model_path)
     pipeline = faces.FacePipeline()
     results = []
-    os.makedirs(out_dir, exist_ok=True)
+    outputs.mark_annotations(out_dir)
+    base = common_base(images)
     for path in images:
         try:
             with open(path, "rb") as f:
@@ -121,7 +123,10 @@ def annotate(model_path, images, out_dir, use_dlib=False):
                 cv2.circle(drawn, (int(x), int(y)), radius, (0, 255, 0), -1)
             cv2.rectangle(drawn, tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:]),
                           (255, 160, 0), 1)
-        target = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
+        # The input's path below the inputs' common folder: a/x.jpg and b/x.jpg stay apart.
+        rel = os.path.relpath(os.path.abspath(path), base)
+        target = os.path.join(out_dir, os.path.splitext(rel)[0] + ".png")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         with atomic.atomic_file(target, "wb") as f:
             f.write(cv2.imencode(".png", drawn)[1].tobytes())
         results.append((path, found))

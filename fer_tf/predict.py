@@ -9,7 +9,6 @@ crop already (FER2013-style).
 """
 import csv
 import dataclasses
-import io
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ import sys
 import cv2
 import numpy as np
 
-from fer_tf import atomic, faces, records, serving
+from fer_tf import atomic, faces, outputs, records, serving
 from fer_tf.errors import FerTfError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -196,53 +195,78 @@ def rows(item, classes, with_landmarks=False):
 
 
 class Writer:
-    """table | jsonl | csv to stdout, or atomically to a file at the end."""
+    """table | jsonl | csv, one picture at a time: to stdout, or to a hidden temporary file beside
+    `output` that is flushed after every picture and renamed to `output` when the run ends —
+    normally, on Ctrl-C or on an error — so every completed result is kept."""
 
     def __init__(self, fmt, classes, output=None, with_landmarks=False):
         self.fmt, self.classes, self.output = fmt, classes, output
         self.with_landmarks = with_landmarks
-        self.buffer = io.StringIO() if output else sys.stdout
+        self.tmp = None
+        if output:
+            self.tmp = atomic.sibling_temp(output)
+            self.stream = open(self.tmp, "w", encoding="utf-8", newline="")
+            if fmt == "table":
+                self.stream.write(f"{outputs.TABLE_HEADER}: path [frame] face [left,top,right,"
+                                  "bottom]: label (top three)\n")
+        else:
+            self.stream = sys.stdout
         if fmt == "csv":
-            self.csv = csv.writer(self.buffer, lineterminator="\n")
+            self.csv = csv.writer(self.stream, lineterminator="\n")
             self.csv.writerow(["path", "frame", "face", "left", "top", "right", "bottom", "label",
-                               *classes, "error"])
+                               *classes, "error"] + (["landmarks"] if with_landmarks else []))
 
     def write(self, item):
         for row in rows(item, self.classes, self.with_landmarks):
             if self.fmt == "jsonl":
-                self.buffer.write(json.dumps(row) + "\n")
+                self.stream.write(json.dumps(row) + "\n")
             elif self.fmt == "csv":
-                box = row.get("box") or [""] * 4
-                probs = [f"{row['probabilities'][c]:.6f}" for c in self.classes] if "probabilities" in row else [""] * len(self.classes)
-                self.csv.writerow([row["path"], "" if row["frame"] is None else row["frame"],
-                                   "" if row["face"] is None else row["face"], *box,
-                                   row.get("label", ""), *probs,
-                                   row["error"] or row.get("note", "")])
+                self._csv_row(row)
             else:
-                where = row["path"] + ("" if row["frame"] is None else f" [frame {row['frame']}]")
-                if row["error"]:
-                    self.buffer.write(f"{where}: ERROR {row['error']}\n")
-                elif row["face"] is None:
-                    self.buffer.write(f"{where}: {row['note']}\n")
-                else:
-                    top = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-                    box = ",".join(f"{v:.0f}" for v in row["box"])
-                    self.buffer.write(f"{where} face {row['face']} [{box}]: {row['label']}  ("
-                                      + ", ".join(f"{c} {p:.2f}" for c, p in top) + ")\n")
-        if not self.output:
-            self.buffer.flush()
+                self._table_row(row)
+        self.stream.flush()
+
+    def _csv_row(self, row):
+        box = row.get("box") or [""] * 4
+        probs = ([f"{row['probabilities'][c]:.6f}" for c in self.classes]
+                 if "probabilities" in row else [""] * len(self.classes))
+        extra = [json.dumps(row["landmarks"]) if "landmarks" in row else ""] if self.with_landmarks else []
+        self.csv.writerow([row["path"], "" if row["frame"] is None else row["frame"],
+                           "" if row["face"] is None else row["face"], *box,
+                           row.get("label", ""), *probs, row["error"] or row.get("note", ""),
+                           *extra])
+
+    def _table_row(self, row):
+        where = row["path"] + ("" if row["frame"] is None else f" [frame {row['frame']}]")
+        if row["error"]:
+            self.stream.write(f"{where}: ERROR {row['error']}\n")
+        elif row["face"] is None:
+            self.stream.write(f"{where}: {row['note']}\n")
+        else:
+            top = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+            box = ",".join(f"{v:.0f}" for v in row["box"])
+            self.stream.write(f"{where} face {row['face']} [{box}]: {row['label']}  ("
+                              + ", ".join(f"{c} {p:.2f}" for c, p in top) + ")\n")
+            if "landmarks" in row:
+                self.stream.write("    landmarks: " + " ".join(f"{x:.1f},{y:.1f}"
+                                                               for x, y in row["landmarks"]) + "\n")
 
     def close(self):
-        if self.output:
-            with atomic.atomic_file(self.output) as f:
-                f.write(self.buffer.getvalue())
+        """Publish what was written (also after an interruption); idempotent."""
+        if self.tmp is None:
+            return
+        self.stream.close()
+        atomic.publish_file(self.tmp, self.output)
+        self.tmp = None
 
 
 def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=True,
         upsample=None, with_landmarks=False, stride=1, max_frames=None, batch_size=64,
         landmarks="dlib", landmarks_model=None):
-    """Returns (pictures read, faces found, failed files). `landmarks` says who places the 68
-    points used for alignment: dlib's predictor, or the project's landmark CNN (`landmarks_model`)."""
+    """Returns a Summary (images, video frames, faces, failed files). `landmarks` says who
+    places the 68 points used for alignment: dlib's predictor, or the project's landmark CNN
+    (`landmarks_model`). Results are written as each picture completes; faces are batched
+    across pictures (a webcam is classified frame by frame, for latency)."""
     from fer_tf import annotate as drawing
     model = serving.ExportedModel(model_path or default_model_path())
     landmark_model = None
@@ -250,44 +274,70 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
         from fer_tf import landmark_eval
         if not landmarks_model:
             raise FerTfError("--landmarks cnn needs --landmarks-model PATH (a landmark SavedModel)")
-        landmark_model = landmark_eval.LandmarkModel(landmarks_model)
+        landmark_model = landmark_eval.LandmarkModel(landmarks_model, "--landmarks-model")
     items = expand_paths(paths)
     if not items:
         raise FerTfError(f"{' '.join(paths)}: no images or videos found")
     predictor = Predictor(model, detect, upsample, batch_size, keep_images=bool(annotate),
                           landmark_model=landmark_model)
+    summary = Summary()
     writer = Writer(fmt, model.label_set.classes, output, with_landmarks)
-    annotator = drawing.Annotator(annotate, model.label_set, paths) if annotate else None
-    pictures = found = failed = 0
+    annotator = (drawing.Annotator(annotate, model.label_set, [p for _, p in items])
+                 if annotate else None)
 
     def emit(done):
-        nonlocal found
         for item in done:
-            found += len(item.faces)
+            summary.faces += len(item.faces)
             writer.write(item)
             if annotator and item.image is not None:
                 annotator.add(item)
                 item.image = None
 
-    for kind, path in items:
-        errors_before = failed
-        for frame, rgb, error in read_pictures(kind, path, stride, max_frames):
-            item = ItemResult(path, frame, error=error, skipped=rgb is None and error is None)
-            failed += error is not None
-            pictures += rgb is not None
-            emit(predictor.add(item, rgb))
+    try:
+        for kind, path in items:
+            for frame, rgb, error in read_pictures(kind, path, stride, max_frames):
+                item = ItemResult(path, frame, error=error, skipped=rgb is None and error is None)
+                summary.failed += error is not None
+                if rgb is not None:
+                    if frame is None:
+                        summary.images += 1
+                    else:
+                        summary.frames += 1
+                emit(predictor.add(item, rgb))
+                if kind == "webcam":
+                    emit(predictor.finish())
+            if annotator and kind != "image":
+                emit(predictor.finish())          # a video's frames are all drawn before it closes
+                annotator.finish_video(path)
         emit(predictor.finish())
-        if annotator and kind != "image" and failed == errors_before:
-            annotator.finish_video(path)
-    writer.close()
-    return pictures, found, failed
+    finally:
+        # Ctrl-C or an error: keep every completed result and close what is half written.
+        writer.close()
+        if annotator:
+            annotator.close()
+    return summary
+
+
+@dataclasses.dataclass
+class Summary:
+    images: int = 0
+    frames: int = 0
+    faces: int = 0
+    failed: int = 0
+
+    def __str__(self):
+        parts = [f"{self.images} image(s)"]
+        if self.frames:
+            parts.append(f"{self.frames} video frame(s)")
+        parts.append(f"{self.faces} face(s)")
+        if self.failed:
+            parts.append(f"{self.failed} file(s) failed")
+        return ", ".join(parts)
 
 
 def main(args):
-    pictures, found, failed = run(
-        args.paths, args.model, args.format, args.output, args.annotate, not args.no_detect,
-        args.upsample, args.with_landmarks, args.video_stride, args.max_frames,
-        landmarks=args.landmarks, landmarks_model=args.landmarks_model)
-    print(f"fer-tf predict: {pictures} picture(s), {found} face(s)"
-          + (f", {failed} file(s) failed" if failed else ""), file=sys.stderr)
-    return 1 if failed else 0
+    summary = run(args.paths, args.model, args.format, args.output, args.annotate,
+                  not args.no_detect, args.upsample, args.with_landmarks, args.video_stride,
+                  args.max_frames, landmarks=args.landmarks, landmarks_model=args.landmarks_model)
+    print(f"fer-tf predict: {summary}", file=sys.stderr)
+    return 1 if summary.failed else 0

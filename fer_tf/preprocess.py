@@ -32,10 +32,28 @@ def _rotate(image, radians):
     return out[0]
 
 
+def random_erase(image, probability, area=(0.02, 0.25), aspect=(0.3, 3.3)):
+    """Random erasing (Zhong et al. 2017): with `probability`, one rectangle of a random area
+    fraction and aspect ratio is filled with uniform noise in [0, 255]."""
+    height, width = image.shape[0], image.shape[1]
+    fraction = tf.random.uniform([], *area) * height * width
+    ratio = tf.exp(tf.random.uniform([], math.log(aspect[0]), math.log(aspect[1])))
+    h = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(fraction * ratio)), tf.int32), 1, height)
+    w = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(fraction / ratio)), tf.int32), 1, width)
+    top = tf.random.uniform([], 0, height - h + 1, tf.int32)
+    left = tf.random.uniform([], 0, width - w + 1, tf.int32)
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+    inside = inside[:, :, None] & (tf.random.uniform([]) < probability)
+    return tf.where(inside, tf.random.uniform(tf.shape(image), 0.0, 255.0), image)
+
+
 def augment(image, pad=4, max_rotation_degrees=10.0, flip=True, brightness=25.0,
-            contrast=(0.8, 1.2)):
+            contrast=(0.8, 1.2), crop_size=0, erasing=0.0):
     """Training-only augmentation of a float [0,255] HxWxC image: crop after padding, flip,
-    small rotation, brightness and contrast. Shape is preserved."""
+    small rotation, brightness and contrast; then optionally a random `crop_size` square crop
+    (the output is then crop_size x crop_size) and random erasing."""
     shape = image.shape
     if pad:
         padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
@@ -51,4 +69,8 @@ def augment(image, pad=4, max_rotation_degrees=10.0, flip=True, brightness=25.0,
         image = tf.image.random_contrast(image, *contrast)
     image = tf.clip_by_value(image, 0.0, 255.0)
     image.set_shape(shape)
+    if crop_size:
+        image = tf.image.random_crop(image, [crop_size, crop_size, shape[-1]])
+    if erasing:
+        image = random_erase(image, erasing)
     return image

@@ -13,10 +13,11 @@ import numpy as np
 import tensorflow as tf
 
 from fer_tf import labels as label_sets
+from fer_tf import outputs
 from fer_tf.errors import FerTfError
 
 MANIFEST = "manifest.json"
-FORMAT = "fer-tf-records/1"
+FORMAT = outputs.RECORDS_FORMAT
 NUM_VOTES = 10
 
 

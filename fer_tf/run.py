@@ -7,10 +7,10 @@ import time
 
 import tensorflow as tf
 
-from fer_tf import atomic, heads, inputs, models, records, serving
-from fer_tf.errors import FerTfError
+from fer_tf import atomic, heads, inputs, models, outputs, progress, records, serving
+from fer_tf.errors import FerTfError, UsageError
 
-RUN_META = "fer_tf_run.json"
+RUN_META = outputs.RUN_META
 LOCK_FILE = ".fer_tf.lock"
 
 
@@ -74,7 +74,19 @@ def check_run_meta(model_dir, meta, write=True):
         atomic.write_json(path, meta)
 
 
-def make_run_config(model_dir, save_steps, seed, strategy=None):
+def session_config(mixed_precision="none"):
+    """bf16: oneDNN's bfloat16 auto-mixed-precision graph rewrite (CPUs with AVX-512 BF16 / AMX);
+    variables and the exported graph stay float32."""
+    if mixed_precision in (None, "none"):
+        return None
+    config = tf.compat.v1.ConfigProto()
+    rewrite = config.graph_options.rewrite_options
+    rewrite.auto_mixed_precision_onednn_bfloat16 = rewrite.ON
+    return config
+
+
+def make_run_config(model_dir, save_steps, seed, strategy=None, mixed_precision="none",
+                    summary_steps=100):
     """TF_CONFIG, if set, makes this process one member of a cluster (chief/worker/ps/evaluator);
     the Estimator reads it itself. Devices are left to TensorFlow, so a visible GPU is used."""
     train_distribute = None
@@ -89,8 +101,8 @@ def make_run_config(model_dir, save_steps, seed, strategy=None):
                          "parameter_server")
     return tf.estimator.RunConfig(
         model_dir=model_dir, tf_random_seed=seed, save_checkpoints_steps=save_steps,
-        keep_checkpoint_max=3, save_summary_steps=100, log_step_count_steps=100,
-        train_distribute=train_distribute)
+        keep_checkpoint_max=3, save_summary_steps=summary_steps, log_step_count_steps=100,
+        train_distribute=train_distribute, session_config=session_config(mixed_precision))
 
 
 def prepare(model_name, data_dir, overrides=None, splits=None):
@@ -101,12 +113,16 @@ def prepare(model_name, data_dir, overrides=None, splits=None):
     if spec.label_set and spec.label_set != label_set.name:
         raise FerTfError(f"--data {data_dir}: records carry label set {label_set.name}, model "
                          f"{spec.name} needs {spec.label_set}")
-    params = spec.default_hparams()
-    unknown = set(overrides or {}) - set(params)
-    if unknown:
-        raise FerTfError(f"--hparams: unknown name(s) {', '.join(sorted(unknown))}; known: "
-                         f"{', '.join(sorted(params))}")
-    params.update(overrides or {})
+    params = spec.resolve_hparams(overrides)
+    height = spec.image_size[0]
+    if params["crop_size"] >= height:
+        raise UsageError(f"--hparams crop_size={params['crop_size']}: must be below the model's "
+                         f"input size {height} (0 trains on the whole face)")
+    if params["lr_schedule"] == "plateau" and spec.kind in ("keras", "keras_head"):
+        raise UsageError(f"--hparams lr_schedule=plateau: not available for the Keras model "
+                         f"{spec.name}; use constant, cosine, step or exponential")
+    if params["tta"] == "ten_crop" and not params["crop_size"]:
+        raise UsageError("--hparams tta=ten_crop: needs a model trained on crops (crop_size > 0)")
     if params["loss"] == "votes" and not manifest.get("has_votes"):
         raise FerTfError(f"--hparams loss=votes needs FER+ votes, but {data_dir} has none; "
                          "convert with --ferplus fer2013new.csv")
@@ -193,7 +209,7 @@ def make_estimator(spec, config, params, vggface2_weights=None, allow_random_ini
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
           eval_every_epochs=1, checkpoint_steps=None, seed=0, strategy=None,
           skip_corrupt=False, vggface2_weights=None, allow_random_init=False, splits=None,
-          log=print):
+          progress_bar=False, log=print):
     """train_and_evaluate; returns (final eval metrics, path of the best export). `splits` maps
     train/eval to other record splits (cross-validation folds)."""
     spec, manifest, label_set, params = prepare(model_name, data_dir, overrides, splits)
@@ -225,8 +241,10 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         atomic.write_json(meta_path, meta)
         with atomic.atomic_file(labels_path) as f:
             f.write("\n".join(label_set.classes) + "\n")
-        config = make_run_config(model_dir, checkpoint_steps or steps_per_epoch * eval_every_epochs,
-                                 seed, strategy)
+        save_steps = checkpoint_steps or steps_per_epoch * eval_every_epochs
+        # Summaries at least once per evaluation, so even short runs draw curves.
+        config = make_run_config(model_dir, save_steps, seed, strategy, params["mixed_precision"],
+                                 summary_steps=max(1, min(100, save_steps)))
         estimator = make_estimator(spec, config, params, vggface2_weights, allow_random_init, log)
         # A head trained on cached features has no image input of its own: `fer-tf export
         # --vggface2-weights` assembles base + head into an image-bytes SavedModel afterwards.
@@ -235,9 +253,17 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             name="best", serving_input_receiver_fn=receiver_fn,
             compare_fn=compare_fn, exports_to_keep=1,
             assets_extra={serving.META_FILE: meta_path, "labels.txt": labels_path})]
+        hooks = [StepCountHook(model_dir)]
+        bar = progress.ProgressBar(max_steps, params["batch_size"]) if progress_bar else None
+        hooks += [bar] if bar else []
+        exporters.append(progress.EvalReporter(model_dir, steps_per_epoch,
+                                               write=bar.write if bar else log))
+        if params["lr_schedule"] == "plateau":
+            hooks.append(progress.PlateauHook(model_dir, params["plateau_patience"],
+                                              params["plateau_factor"]))
         train_spec = tf.estimator.TrainSpec(
             lambda input_context=None: input_fn(tf.estimator.ModeKeys.TRAIN, params, input_context),
-            max_steps=max_steps, hooks=[StepCountHook(model_dir)])
+            max_steps=max_steps, hooks=hooks)
         # steps=None: evaluate the whole eval split (the default of 100 steps would see a part).
         eval_spec = tf.estimator.EvalSpec(
             lambda input_context=None: input_fn(tf.estimator.ModeKeys.EVAL, params, input_context),
@@ -253,8 +279,11 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             raise FerTfError((describe_damage(damaged) if damaged else f"{data_dir}: corrupt "
                               "record data") + "; reconvert the records with `fer-tf records` or "
                              "pass --skip-corrupt to skip what cannot be read") from None
+        finally:
+            if bar:
+                bar.close()
     metrics = result[0] if result else None
-    if metrics is None or not exporters:
+    if metrics is None or spec.kind == "keras_head":
         return metrics, None
     return metrics, serving.resolve_export(model_dir)
 

@@ -70,16 +70,16 @@ def is_saved_model(path):
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
-def resolve_export(path):
+def resolve_export(path, flag="--model"):
     """A SavedModel directory, or a training model dir whose best export is used."""
     if not os.path.exists(path):
-        raise FerTfError(f"--model {path}: no such directory; pass a SavedModel or a model dir")
+        raise FerTfError(f"{flag} {path}: no such directory; pass a SavedModel or a model dir")
     if is_saved_model(path):
         return path
     candidates = sorted(d for d in glob.glob(os.path.join(path, "export", "best", "*"))
                         if is_saved_model(d))
     if not candidates:
-        raise FerTfError(f"--model {path}: neither a SavedModel nor a model dir with an export "
+        raise FerTfError(f"{flag} {path}: neither a SavedModel nor a model dir with an export "
                          "(export/best/*); train it first or point at an exported model")
     return candidates[-1]
 
@@ -99,8 +99,8 @@ def read_meta(export_dir):
 class ExportedModel:
     """A loaded SavedModel: `predict(list of encoded images) -> probabilities (N, classes)`."""
 
-    def __init__(self, path):
-        self.path = resolve_export(path)
+    def __init__(self, path, flag="--model"):
+        self.path = resolve_export(path, flag)
         self.meta = read_meta(self.path)
         self.label_set = self.meta["label_set_obj"]
         self.image_size = tuple(self.meta["image_size"])

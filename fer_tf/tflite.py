@@ -11,30 +11,20 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, evaluate, heads, models, preprocess, serving
-from fer_tf.errors import FerTfError
+from fer_tf import atomic, evaluate, preprocess, rebuild, serving
 
 v1 = tf.compat.v1
 
 
 def convert(model_path, out_file):
-    source = serving.resolve_export(model_path)
+    source = serving.resolve_export(model_path, "--model-dir")
     meta = serving.read_meta(source)
-    spec = models.get(meta["model"])
-    if spec.kind != "classifier":
-        raise FerTfError(f"--tflite: model {spec.name} is a Keras model; TFLite export covers the "
-                         "shared-model_fn classifiers (lenet7, clique)")
-    params = {**meta["hparams"], "classes": list(meta["label_set"]["classes"])}
-    checkpoint = tf.train.load_checkpoint(os.path.join(source, "variables", "variables"))
     with tf.Graph().as_default():
         image = v1.placeholder(tf.float32, [1, *meta["image_size"]], name="image")
-        spec_out = heads.classifier_model_fn({"image": image}, None,
-                                             tf.estimator.ModeKeys.PREDICT, params)
+        probabilities = rebuild.probabilities_from_faces(meta, image)
         with v1.Session() as sess:
-            for var in v1.global_variables():
-                var.load(checkpoint.get_tensor(var.op.name).astype(np.float32), sess)
-            converter = v1.lite.TFLiteConverter.from_session(
-                sess, [image], [spec_out.predictions["probabilities"]])
+            rebuild.load_weights(sess, {"": rebuild.weight_source(source)})
+            converter = v1.lite.TFLiteConverter.from_session(sess, [image], [probabilities])
             flatbuffer = converter.convert()
     with atomic.atomic_file(out_file, "wb") as f:
         f.write(flatbuffer)
@@ -60,7 +50,7 @@ class TFLiteModel:
 
 def agreement(tflite_path, model_path, data_dir, split="test", limit=None):
     """Top-1 agreement and the largest probability difference vs the SavedModel on a split."""
-    saved = serving.ExportedModel(model_path)
+    saved = serving.ExportedModel(model_path, "--model-dir")
     lite = TFLiteModel(tflite_path)
     height, width, channels = saved.image_size
     same = total = 0

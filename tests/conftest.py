@@ -51,3 +51,20 @@ def ferplus_records(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)
+
+
+@pytest.fixture(scope="session")
+def lenet_run(sample_records, tmp_path_factory):
+    """A LeNet7 model dir trained a few steps on the sample (shared: never modify it)."""
+    from fer_tf import run
+    model_dir = str(tmp_path_factory.mktemp("lenet") / "run")
+    run.train("lenet7", sample_records, model_dir, overrides={"batch_size": 32}, max_steps=6,
+              log=lambda *a: None)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def lenet_export(lenet_run, tmp_path_factory):
+    """The standalone export of `lenet_run` (shared: never modify it)."""
+    from fer_tf import export
+    return export.export(lenet_run, str(tmp_path_factory.mktemp("lenet_export") / "export"))

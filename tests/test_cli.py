@@ -17,8 +17,8 @@ def fer_tf(*args, cwd=None):
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 1, result.stderr
+def assert_one_line_error(result, *fragments, status=1):
+    assert result.returncode == status, result.stderr
     assert "Traceback" not in result.stderr
     lines = [l for l in result.stderr.splitlines() if l.strip()]
     assert len(lines) == 1, result.stderr
@@ -69,7 +69,7 @@ def test_empty_split(tmp_path, rng):
 def test_unknown_model(sample_records, tmp_path):
     assert_one_line_error(fer_tf("train", "--model", "alexnet", "--data", sample_records,
                                  "--model-dir", tmp_path / "m"),
-                          "--model: unknown model 'alexnet'; known models: ", "lenet7")
+                          "--model: unknown model 'alexnet'; known models: ", "lenet7", status=2)
 
 
 def test_missing_record_folder_and_shard(sample_records, tmp_path):
@@ -101,12 +101,12 @@ def test_savedmodel_for_another_label_set(ferplus_records, session_export, tmp_p
 def test_bad_hparams_flag(sample_records, tmp_path):
     assert_one_line_error(fer_tf("train", "--data", sample_records, "--model-dir", tmp_path / "m",
                                  "--hparams", "learning_rat=0.1"),
-                          "--hparams: unknown name(s) learning_rat")
+                          "--hparams: unknown name(s) learning_rat", status=2)
 
 
 def test_hparams_values_parse():
-    from fer_tf.cli import _hparams
-    assert _hparams(["batch_norm=false", "attention=True", "keep_prob=0.6", "loss=votes",
+    from fer_tf.cli import parse_hparams
+    assert parse_hparams(["batch_norm=false", "attention=True", "keep_prob=0.6", "loss=votes",
                      "filters=[32,64]"]) == {"batch_norm": False, "attention": True,
                                              "keep_prob": 0.6, "loss": "votes", "filters": [32, 64]}
 
@@ -147,7 +147,7 @@ def test_eval_export_predict_commands(session_export, sample_records, tmp_path):
     assert rows[0]["label"] == max(rows[0]["probabilities"], key=rows[0]["probabilities"].get)
     assert rows[1]["error"] == "empty file" and "corrupt or truncated" in rows[2]["error"]
     assert rows[3]["note"].startswith("skipped") and rows[4]["note"] == "no face found"
-    assert "2 picture(s), 1 face(s), 2 file(s) failed" in result.stderr
+    assert "2 image(s), 1 face(s), 2 file(s) failed" in result.stderr
     result = fer_tf("predict", FACE_PNG, "--model", session_export, "--format", "csv",
                     "--output", tmp_path / "out.csv")
     assert result.returncode == 0

@@ -3,11 +3,13 @@ exactly as the Estimator predicts; resume; the model-dir guards."""
 import glob
 import os
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from fer_tf import evaluate, preprocess, records, run, serving
+from fer_tf import export as exporting
 from fer_tf.errors import FerTfError
 
 OVERRIDES = {"batch_size": 32}
@@ -104,20 +106,19 @@ def test_eval_reports_and_refuses_other_label_set(trained, sample_records, ferpl
         evaluate.evaluate(export, ferplus_records, "test", png=png)
 
 
-def test_flip_tta_averages_the_mirrored_faces(trained, sample_records, tmp_path):
+def test_flip_tta_in_the_graph_averages_the_mirrored_faces(trained, sample_records, tmp_path):
     model = serving.ExportedModel(trained[0])   # the best export (the resume test may replace it)
     encoded = next(evaluate.iter_split(sample_records, "test", 16))[0]
-    flipped = evaluate.mirrored(encoded)
-    for original, mirror in zip(encoded, flipped):
-        np.testing.assert_array_equal(tf.io.decode_png(mirror).numpy(),
-                                      tf.io.decode_png(original).numpy()[:, ::-1])
+    flipped = [records.encode_png(cv2.imdecode(np.frombuffer(e, np.uint8), 0)[:, ::-1].copy())
+               for e in encoded]
     expected = (model.predict(encoded) + model.predict(flipped)) / 2
     assert not np.allclose(expected, model.predict(encoded))   # a trained net is not symmetric
-    np.testing.assert_allclose(evaluate.probabilities(model, encoded, flip_tta=True), expected)
+    flip = serving.ExportedModel(exporting.export(trained[0], str(tmp_path / "flip"), tta="flip"))
+    np.testing.assert_allclose(flip.predict(encoded), expected, atol=1e-6)
     report = evaluate.evaluate(trained[0], sample_records, "test", png=str(tmp_path / "cm.png"),
-                               flip_tta=True)
-    assert report["flip_tta"] and report["count"] == 49
-    assert "averaged with the mirrored faces" in evaluate.format_report(report)
+                               tta="flip")
+    assert report["tta"] == "flip" and report["count"] == 49
+    assert "averaged with its mirror image" in evaluate.format_report(report)
 
 
 def test_votes_loss_needs_votes(sample_records):

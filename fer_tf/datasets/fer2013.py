@@ -65,9 +65,28 @@ def open_text(path):
         raise FerTfError(f"{path}: cannot read ({e.strerror}); pass a readable csv file") from None
     if raw.read(2) == b"\x1f\x8b":
         raw.seek(0)
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8-sig", newline="")
     raw.seek(0)
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    # utf-8-sig: a byte-order mark (as spreadsheet programs save csv) is read past, not data.
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def count_lines(path):
+    """Data rows in a plain or gzip csv (lines after the header), for a progress total; None when
+    the file cannot be read (the reader then reports why)."""
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if gz else raw
+            lines = last = 0
+            for chunk in iter(lambda: stream.read(1 << 22), b""):
+                lines += chunk.count(b"\n")
+                last = chunk[-1]
+            lines += last not in (0, ord("\n"))     # a last line without a newline
+    except (OSError, EOFError, zlib.error):
+        return None
+    return max(0, lines - 1)
 
 
 def _csv_rows(path, expected_header, what):

@@ -7,23 +7,32 @@ about files or flags.
 import dataclasses
 import importlib
 
-from fer_tf.errors import FerTfError
+from fer_tf import hparams as hp
+from fer_tf.errors import UsageError
+from fer_tf.hparams import HParam
 
-# Shared defaults; a model's own hparams override these, and command-line flags override both.
+# Shared declarations; a model's own hparams override the defaults (not the ranges), and
+# `--hparams` overrides both after checking (fer_tf/hparams.py).
 COMMON_HPARAMS = {
-    "batch_size": 64,
-    "epochs": 30,
-    "optimizer": "adam",          # adam | momentum | sgd
-    "learning_rate": 1e-3,
-    "lr_schedule": "cosine",      # constant | cosine | step | exponential
-    "momentum": 0.9,
-    "weight_decay": 1e-4,         # L2 on kernels, added to the loss
-    "keep_prob": 0.5,             # dropout keep probability in the dense layers
-    "loss": "ce",                 # ce (majority label) | votes (FER+ vote distribution)
-    "class_weights": "none",      # none | balanced
-    "balanced_sampling": False,   # resample training faces to a uniform class distribution
-    "label_smoothing": 0.0,
-    "augment": True,
+    "batch_size": HParam(64, low=1),
+    "epochs": HParam(30, low=1),
+    "optimizer": HParam("adam", choices=("adam", "momentum", "sgd")),
+    "learning_rate": HParam(1e-3, low=0, low_open=True),
+    "lr_schedule": HParam("cosine", choices=("constant", "cosine", "step", "exponential", "plateau")),
+    "plateau_patience": HParam(5, low=1),      # evaluations without a new best before a drop
+    "plateau_factor": HParam(0.5, low=0, high=1, low_open=True, high_open=True),
+    "momentum": HParam(0.9, low=0, high=1, high_open=True),
+    "weight_decay": HParam(1e-4, low=0),       # L2 on kernels, added to the loss
+    "keep_prob": HParam(0.5, low=0, high=1, low_open=True),   # dropout keep probability
+    "loss": HParam("ce", choices=("ce", "votes")),  # majority label | FER+ vote distribution
+    "class_weights": HParam("none", choices=("none", "balanced")),
+    "balanced_sampling": HParam(False),         # resample training faces to uniform classes
+    "label_smoothing": HParam(0.0, low=0, high=1, high_open=True),
+    "augment": HParam(True),
+    "crop_size": HParam(0, low=0),              # >0: train on random crops; serve the centre crop
+    "random_erasing": HParam(0.0, low=0, high=1),   # probability of erasing one rectangle
+    "tta": HParam("none", choices=("none", "flip", "ten_crop")),   # test-time views in the graph
+    "mixed_precision": HParam("none", choices=("none", "bf16")),   # oneDNN bfloat16 rewrite (CPU)
 }
 
 
@@ -38,14 +47,22 @@ class ModelSpec:
     description: str = ""
     kind: str = "classifier"          # classifier (shared model_fn) | keras (model_to_estimator)
 
+    def hparam_specs(self):
+        """name -> HParam: the shared declarations with this model's defaults and its own."""
+        return hp.specs(COMMON_HPARAMS, self.hparams)
+
     def default_hparams(self):
-        return {**COMMON_HPARAMS, **self.hparams}
+        return {name: p.default for name, p in self.hparam_specs().items()}
+
+    def resolve_hparams(self, overrides=None):
+        """Defaults overridden by checked `--hparams` values (a bad one: UsageError, exit 2)."""
+        return hp.resolve(self.hparam_specs(), overrides)
 
 
 _REGISTRY = {}
 # Model modules register themselves on import; listed here so `get` can find them by name.
 _MODULES = ("fer_tf.models.lenet7", "fer_tf.models.cliquenet", "fer_tf.models.smile_cnn",
-            "fer_tf.models.landmark_cnn",
+            "fer_tf.models.landmark_cnn", "fer_tf.models.vgg",
             "fer_tf.models.vggface2")
 
 
@@ -69,4 +86,4 @@ def get(name):
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise FerTfError(f"--model: unknown model {name!r}; known models: {', '.join(names())}") from None
+        raise UsageError(f"--model: unknown model {name!r}; known models: {', '.join(names())}") from None

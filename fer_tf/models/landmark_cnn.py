@@ -15,6 +15,7 @@ the 74 M dense weights by about the learning rate per step, which swamps a 74,00
 """
 import tensorflow as tf
 
+from fer_tf.hparams import HParam
 from fer_tf.models import ModelSpec, register
 
 layers = tf.compat.v1.layers
@@ -52,7 +53,7 @@ SPEC = register(ModelSpec(
     normalize=normalize,
     image_size=(128, 128, 3),
     label_set="landmarks68",
-    hparams={"width": 1.0, "dense_units": 1024, "keep_prob": 1.0, "batch_norm": True, "batch_size": 32,
+    hparams={"width": HParam(1.0, low=0, high=4, low_open=True), "dense_units": 1024, "keep_prob": 1.0, "batch_norm": True, "batch_size": 32,
              "epochs": 100, "learning_rate": 1e-4, "weight_decay": 0.0, "augment": True},
     description="the fourth seed's 68-point landmark CNN (MSE on crop-normalised points)",
     kind="landmarks",

@@ -10,6 +10,7 @@ Layer names and weight shapes follow the model keras-vggface published (`conv1/7
 """
 import tensorflow as tf
 
+from fer_tf.hparams import HParam
 from fer_tf.models import ModelSpec, register
 
 keras = tf.keras
@@ -112,8 +113,10 @@ SPEC = register(ModelSpec(
     build=None,                     # a Keras model driven by model_to_estimator, see estimators.py
     normalize=normalize,
     image_size=(224, 224, 3),
-    hparams={"vggface2_mode": "finetune", "learning_rate": 1e-4, "batch_size": 32, "epochs": 5,
-             "head_units": 512, "keep_prob": 0.5, "width": 1.0, "weight_decay": 0.0},
+    hparams={"vggface2_mode": HParam("finetune", choices=("finetune", "features")),
+             "learning_rate": 1e-4, "batch_size": 32, "epochs": 5,
+             "head_units": 512, "keep_prob": 0.5, "width": HParam(1.0, low=0, high=1, low_open=True),
+             "weight_decay": 0.0},
     description="VGGFace2 ResNet50 (keras-vggface names) fine-tuned via model_to_estimator",
     kind="keras",
 ))
@@ -134,7 +137,8 @@ HEAD_SPEC = register(ModelSpec(
     normalize=None,
     image_size=(224, 224, 3),       # of the assembled model `fer-tf export` makes
     hparams={"learning_rate": 1e-3, "batch_size": 256, "epochs": 20, "head_units": 512,
-             "keep_prob": 0.5, "width": 1.0, "weight_decay": 0.0, "augment": False},
+             "keep_prob": 0.5, "width": HParam(1.0, low=0, high=1, low_open=True),
+             "weight_decay": 0.0, "augment": False},
     description="VGGFace2 feature-extraction head trained on a bottleneck cache (fer-tf bottleneck)",
     kind="keras_head",
 ))

@@ -1,0 +1,195 @@
+"""Rebuild an export's inference graph from its metadata and weights — the one helper behind
+`fer-tf export` (float16, test-time views), `fer-tf ensemble` and the TFLite export.
+
+Every rebuilt SavedModel has two signatures:
+- `serving_default`: `image_bytes` (PNG/JPEG/BMP strings of any size, grey or colour), decoded
+  by each member's own decode, exactly as in training;
+- `faces`: `faces`, uint8 [N, H, W, C] at the export's `image_size` (what `predict` aligns), so
+  a caller that already holds pixels skips encoding and decoding.
+Both return `probabilities`, `classes` and `class_names`.
+
+float16 storage: the weights are stored as float16 (half the size) and cast once, when the
+SavedModel is loaded, into float32 local variables that the graph reads — not on every call.
+
+An ensemble is a weighted average of its members' probabilities; each member keeps its own
+input size, channels, normalisation and test-time views, under the scope `memberK/`.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from fer_tf import atomic, heads, models, preprocess, serving
+from fer_tf.errors import FerTfError
+
+v1 = tf.compat.v1
+FACES_KEY = "faces"
+FACES_SIGNATURE = "faces"
+
+
+def members(meta):
+    """[(scope, member meta, weight)]: one entry for a single model, K for an ensemble."""
+    if meta["model"] == "ensemble":
+        return [(f"member{k}", m, m["weight"]) for k, m in enumerate(meta["members"])]
+    return [("", meta, 1.0)]
+
+
+def _to_member(images, image_size):
+    """Faces at the export's size -> a member's size and channels (float32 [0, 255])."""
+    height, width, channels = image_size
+    if images.shape[-1] == 3 and channels == 1:
+        images = tf.image.rgb_to_grayscale(images)
+    elif images.shape[-1] == 1 and channels == 3:
+        images = tf.tile(images, [1, 1, 1, 3])
+    if tuple(images.shape[1:3]) != (height, width):
+        images = tf.image.resize(images, [height, width], method="bilinear", antialias=True)
+    return images
+
+
+def _probabilities(meta, member_images):
+    """Weighted mean of the members' probabilities; member_images(k, member) -> its input."""
+    classes = list(meta["label_set"]["classes"])
+    total, weights = 0.0, 0.0
+    for k, (scope, member, weight) in enumerate(members(meta)):
+        spec = models.get(member["model"])
+        if spec.kind != "classifier":
+            raise FerTfError(f"{member['model']}: only classifiers on the shared model_fn can be "
+                             "rebuilt (not Keras or landmark models)")
+        params = {**member["hparams"], "classes": classes}
+        with v1.variable_scope(scope or v1.get_variable_scope(), reuse=v1.AUTO_REUSE):
+            out = heads.classifier_model_fn({"image": member_images(k, member)}, None,
+                                            tf.estimator.ModeKeys.PREDICT, params)
+        total += weight * out.predictions["probabilities"]
+        weights += weight
+    return total / weights
+
+
+def probabilities_from_faces(meta, images):
+    """Probabilities for float32 faces [N, H, W, C] in [0, 255] at the export's image_size."""
+    return _probabilities(meta, lambda k, member: _to_member(images, member["image_size"]))
+
+
+def _outputs(probabilities, classes):
+    class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return {"probabilities": probabilities, "classes": class_ids,
+            "class_names": tf.gather(tf.constant(classes), class_ids)}
+
+
+class Float16Storage:
+    """A custom getter: float32 variables are stored as float16 and read from float32 local
+    copies that `init_op` fills once, at load time."""
+
+    def __init__(self):
+        self.copies = {}
+
+    def __call__(self, getter, name, *args, dtype=tf.float32, **kwargs):
+        if dtype.base_dtype != tf.float32:
+            return getter(name, *args, dtype=dtype, **kwargs)
+        if name not in self.copies:
+            stored = getter(name, *args, dtype=tf.float16, **kwargs)
+            local = v1.Variable(tf.zeros(stored.shape, tf.float32), trainable=False,
+                                collections=[v1.GraphKeys.LOCAL_VARIABLES],
+                                name=f"{name}_float32")
+            self.copies[name] = (stored, local)
+        return self.copies[name][1]
+
+    def init_op(self):
+        return tf.group(*[local.assign(tf.cast(stored, tf.float32))
+                          for stored, local in self.copies.values()], name="cast_weights_once")
+
+
+def build_graph(meta, float16=False):
+    """-> (signature_def_map, init op or None) in the current graph."""
+    classes = list(meta["label_set"]["classes"])
+    storage = Float16Storage() if float16 else None
+    image_bytes = v1.placeholder(tf.string, [None], name=serving.INPUT_KEY)
+    faces = v1.placeholder(tf.uint8, [None, *meta["image_size"]], name=FACES_KEY)
+
+    def decoded(k, member):
+        height, width, channels = member["image_size"]
+        return tf.map_fn(lambda b: preprocess.decode_image(b, height, width, channels),
+                         image_bytes, fn_output_signature=tf.float32)
+
+    with v1.variable_scope("", custom_getter=storage):
+        from_bytes = _outputs(_probabilities(meta, decoded), classes)
+        from_faces = _outputs(probabilities_from_faces(meta, tf.cast(faces, tf.float32)), classes)
+    signatures = {
+        tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: v1.saved_model.predict_signature_def(
+            {serving.INPUT_KEY: image_bytes}, from_bytes),
+        FACES_SIGNATURE: v1.saved_model.predict_signature_def({FACES_KEY: faces}, from_faces),
+    }
+    return signatures, (storage.init_op() if storage else None)
+
+
+def weight_source(export_dir):
+    return tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
+
+
+def load_weights(sess, readers):
+    """Fill every global variable from its member's weights: `readers` maps a scope ('' for a
+    single model) to a checkpoint reader whose names carry no scope."""
+    for var in v1.global_variables():
+        name = var.op.name
+        scope, _, rest = name.partition("/")
+        reader, key = (readers[scope], rest) if scope in readers and scope else (readers[""], name)
+        if not reader.has_tensor(key):
+            raise FerTfError(f"variable {key} is missing from the weights of "
+                             f"{'member ' + scope if scope else 'the export'}; re-export it")
+        var.load(reader.get_tensor(key).astype(var.dtype.base_dtype.as_numpy_dtype), sess)
+
+
+def write(meta, readers, out_dir, float16=False):
+    """Write the rebuilt SavedModel to `out_dir` (a fresh path) with fer-tf's assets."""
+    with tf.Graph().as_default():
+        signatures, init_op = build_graph(meta, float16)
+        with v1.Session() as sess:
+            sess.run(v1.local_variables_initializer())
+            load_weights(sess, readers)
+            builder = v1.saved_model.Builder(out_dir)
+            builder.add_meta_graph_and_variables(sess, [tf.saved_model.SERVING],
+                                                 signature_def_map=signatures, main_op=init_op)
+            builder.save()
+    extra = os.path.join(out_dir, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    atomic.write_json(os.path.join(extra, serving.META_FILE),
+                      {k: v for k, v in meta.items() if k not in ("label_set_obj", "path")})
+    with open(os.path.join(extra, "labels.txt"), "w") as f:
+        f.write("\n".join(meta["label_set"]["classes"]) + "\n")
+
+
+def with_tta(meta, tta):
+    """The metadata of an export rebuilt with test-time views `tta` (every member)."""
+    if not tta:
+        return meta
+    for _, member, _ in members(meta):
+        if tta == "ten_crop" and not member["hparams"].get("crop_size"):
+            raise FerTfError(f"--tta ten_crop: {member['model']} was not trained on crops "
+                             "(crop_size 0); use --tta flip")
+    meta = dict(meta)
+    if meta["model"] == "ensemble":
+        meta["members"] = [{**m, "hparams": {**m["hparams"], "tta": tta}} for m in meta["members"]]
+    else:
+        meta["hparams"] = {**meta["hparams"], "tta": tta}
+    return meta
+
+
+def ensemble_meta(member_metas, weights=None):
+    """The metadata of an ensemble of single-model exports with one label set."""
+    first = member_metas[0]
+    for meta in member_metas:
+        if meta["model"] == "ensemble":
+            raise FerTfError(f"{meta['path']}: is an ensemble already; list its members instead")
+        if meta["label_set"] != first["label_set"]:
+            raise FerTfError(f"{meta['path']}: label set {meta['label_set']['name']} differs from "
+                             f"{first['path']}'s {first['label_set']['name']}; an ensemble "
+                             "averages one label set")
+    weights = weights or [1.0] * len(member_metas)
+    if len(weights) != len(member_metas) or any(not w > 0 for w in weights):
+        raise FerTfError(f"--weights: give one positive weight per member ({len(member_metas)})")
+    sizes = np.array([m["image_size"] for m in member_metas])
+    return {"model": "ensemble", "label_set": first["label_set"],
+            "image_size": [int(v) for v in sizes.max(axis=0)], "input": serving.INPUT_KEY,
+            "members": [{"model": m["model"], "hparams": m["hparams"],
+                         "image_size": m["image_size"], "weight": float(w),
+                         "source": os.path.basename(os.path.normpath(m["path"]))}
+                        for m, w in zip(member_metas, weights)]}

@@ -1,0 +1,142 @@
+"""Rebuilt exports: test-time views in the graph, ensembles, float16 storage cast once, the raw
+`faces` signature, and the plateau learning-rate schedule driven by the eval history."""
+import glob
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fer_tf import evaluate, export, progress, records, run, serving
+from fer_tf.errors import FerTfError
+from fer_tf.labels import FERPLUS8
+
+TINY_VGG = {"widths": [8, 8, 8, 8], "fc_units": [16], "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def crop_run(sample_records, tmp_path_factory):
+    """A tiny VGG trained on 40 px crops of the 48 px faces."""
+    model_dir = str(tmp_path_factory.mktemp("vgg") / "run")
+    run.train("vgg", sample_records, model_dir, overrides=TINY_VGG, max_steps=4,
+              log=lambda *_: None)
+    return model_dir
+
+
+def faces_of(sample_records, n=12):
+    encoded = next(evaluate.iter_split(sample_records, "test", n))[0]
+    return encoded, [cv2.imdecode(np.frombuffer(e, np.uint8), 0) for e in encoded]
+
+
+def test_ten_crop_in_the_graph_is_the_mean_of_the_ten_crops(crop_run, sample_records, tmp_path):
+    plain = serving.ExportedModel(export.export(crop_run, str(tmp_path / "plain")))
+    ten = serving.ExportedModel(export.export(crop_run, str(tmp_path / "ten"), tta="ten_crop"))
+    encoded, faces = faces_of(sample_records)
+    corners = [(0, 0), (0, 8), (8, 0), (8, 8), (4, 4)]
+    by_hand = []
+    for face in faces:
+        views = []
+        for y, x in corners:
+            crop = face[y:y + 40, x:x + 40]
+            for view in (crop, crop[:, ::-1]):
+                # The plain export takes the centre 40x40 of a 48x48 face: put the view there.
+                canvas = np.zeros((48, 48), np.uint8)
+                canvas[4:44, 4:44] = view
+                views.append(records.encode_png(canvas))
+        by_hand.append(plain.predict(views).mean(axis=0))
+    np.testing.assert_allclose(ten.predict(encoded), np.array(by_hand), atol=1e-5)
+    assert not np.allclose(ten.predict(encoded), plain.predict(encoded), atol=1e-4)
+
+
+def test_ten_crop_needs_a_model_trained_on_crops(lenet_export, tmp_path):
+    with pytest.raises(FerTfError, match="not trained on crops"):
+        export.export(lenet_export, str(tmp_path / "x"), tta="ten_crop")
+
+
+def test_ensemble_of_one_is_the_member_and_of_two_is_the_weighted_mean(
+        lenet_export, crop_run, sample_records, tmp_path):
+    encoded, faces = faces_of(sample_records)
+    member = serving.ExportedModel(lenet_export).predict(encoded)
+    one = serving.ExportedModel(export.ensemble([lenet_export], str(tmp_path / "one")))
+    np.testing.assert_allclose(one.predict(encoded), member, atol=1e-6)
+    other = serving.ExportedModel(crop_run).predict(encoded)
+    two = serving.ExportedModel(export.ensemble([lenet_export, crop_run], str(tmp_path / "two"),
+                                                weights=[3.0, 1.0]))
+    np.testing.assert_allclose(two.predict(encoded), (3 * member + other) / 4, atol=1e-6)
+    meta = two.meta
+    assert meta["model"] == "ensemble" and [m["model"] for m in meta["members"]] == ["lenet7", "vgg"]
+
+
+def test_ensemble_refuses_mismatched_label_sets(lenet_export, tmp_path):
+    other = tmp_path / "ferplus_like"
+    shutil.copytree(lenet_export, other)
+    meta_path = other / "assets.extra" / "fer_tf.json"
+    meta = json.loads(meta_path.read_text())
+    meta["label_set"] = FERPLUS8.to_json()
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(FerTfError, match="label set ferplus8 differs"):
+        export.ensemble([lenet_export, str(other)], str(tmp_path / "e"))
+    assert not os.path.exists(tmp_path / "e")
+
+
+def test_float16_export_is_half_the_size_same_answers_and_casts_once(lenet_export, sample_records,
+                                                                    tmp_path):
+    full = export.export(lenet_export, str(tmp_path / "f32"))
+    half = export.export(lenet_export, str(tmp_path / "f16"), float16=True)
+    assert export.weights_size(half) < 0.55 * export.weights_size(full)
+    encoded, _ = faces_of(sample_records, 49)
+    a = serving.ExportedModel(full).predict(encoded)
+    b = serving.ExportedModel(half).predict(encoded)
+    assert (a.argmax(1) == b.argmax(1)).mean() == 1.0
+    np.testing.assert_allclose(a, b, atol=5e-3)
+    # The call graph reads float32 copies: no Cast of a float16 weight runs per call.
+    loaded = tf.saved_model.load(half)
+    graph = loaded.signatures["serving_default"].graph
+    casts = [op for op in graph.get_operations() if op.type == "Cast"
+             and op.inputs[0].dtype == tf.float16]
+    assert not casts
+
+
+def test_faces_signature_agrees_with_the_bytes_signature(lenet_export, sample_records, tmp_path):
+    rebuilt = export.export(lenet_export, str(tmp_path / "e"))
+    encoded, faces = faces_of(sample_records)
+    loaded = tf.saved_model.load(rebuilt)
+    from_bytes = loaded.signatures["serving_default"](
+        image_bytes=tf.constant(list(encoded)))["probabilities"].numpy()
+    from_faces = loaded.signatures["faces"](
+        faces=tf.constant(np.stack(faces)[..., None]))["probabilities"].numpy()
+    np.testing.assert_allclose(from_faces, from_bytes, atol=1e-6)
+
+
+def test_plateau_drops_count_stalls():
+    history = [{"step": i, "accuracy": a} for i, a in enumerate([.3, .4, .4, .39, .5, .5, .5, .5])]
+    assert progress.plateau_drops(history, patience=2) == 2
+    assert progress.plateau_drops(history, patience=5) == 0
+    nme = [{"step": i, "nme": v} for i, v in enumerate([.1, .09, .2, .2])]
+    assert progress.plateau_drops(nme, patience=2) == 1
+
+
+def test_plateau_schedule_feeds_the_rate_the_eval_history_implies(sample_records, tmp_path):
+    """A run resumed after three stalled evaluations (patience 1: two drops) trains at a quarter
+    of the base rate — read back from its training summaries — and appends its own evals."""
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    stalled = [{"step": 0, "accuracy": 0.5}, {"step": 1, "accuracy": 0.5},
+               {"step": 2, "accuracy": 0.4}]
+    (model_dir / progress.HISTORY).write_text(json.dumps(stalled))
+    run.train("lenet7", sample_records, str(model_dir), max_steps=4, checkpoint_steps=2,
+              overrides={"batch_size": 32, "learning_rate": 0.01, "lr_schedule": "plateau",
+                         "plateau_patience": 1, "plateau_factor": 0.5},
+              log=lambda *_: None)
+    rates = {}
+    for path in glob.glob(str(model_dir / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "learning_rate":
+                    rates[event.step] = value.simple_value
+    assert rates and rates[min(rates)] == pytest.approx(0.01 * 0.25)
+    history = progress.read_history(str(model_dir))
+    assert [h["step"] for h in history] == [0, 1, 2, 4]     # step 2's entry is the new eval
