@@ -44,8 +44,15 @@ def _is_export(path):
             and isinstance(_json(os.path.join(path, "assets.extra", "fer_tf.json")), dict))
 
 
+# What `fer-tf train` writes into a model dir before fer_tf_run.json (cluster tasks start together).
+RUN_EARLY_FILES = ("fer_tf.json", "labels.txt", ".fer_tf.lock", "steps", "eval_history.json")
+
+
 def _is_model_dir(path):
-    return isinstance(_json(os.path.join(path, RUN_META)), dict)
+    if isinstance(_json(os.path.join(path, RUN_META)), dict):
+        return True
+    return all(e in RUN_EARLY_FILES or any(e.startswith(f".{f}.") for f in RUN_EARLY_FILES)
+               for e in os.listdir(path))
 
 
 def _is_cv_dir(path):

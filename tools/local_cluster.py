@@ -42,7 +42,10 @@ def cluster_spec(workers, ps):
 
 
 def launch(args_for_fer_tf, workers=1, ps=0, evaluator=False, logs="cluster_logs",
-           evaluator_timeout=600, python=sys.executable):
+           evaluator_timeout=600, timeout=900, python=sys.executable):
+    """Returns (cluster spec, {(task, index): exit status | "timeout" | "stopped"}). If the chief
+    or a worker fails, or they are not done within `timeout` seconds, the others are stopped:
+    a broken cluster never waits forever."""
     cluster = cluster_spec(workers, ps)
     os.makedirs(logs, exist_ok=True)
     tasks = [(kind, i) for kind in ("ps", "chief", "worker") for i in range(len(cluster.get(kind, [])))]
@@ -56,8 +59,20 @@ def launch(args_for_fer_tf, workers=1, ps=0, evaluator=False, logs="cluster_logs
         procs[(kind, index)] = subprocess.Popen([python, "-m", "fer_tf.cli", *args_for_fer_tf],
                                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     status = {}
-    for key in [t for t in tasks if t[0] in ("chief", "worker")]:
-        status[key] = procs[key].wait()
+    trainers = [t for t in tasks if t[0] in ("chief", "worker")]
+    deadline = time.time() + timeout
+    while len(status) < len(trainers):
+        for key in trainers:
+            if key not in status and procs[key].poll() is not None:
+                status[key] = procs[key].returncode
+        if any(code != 0 for code in status.values()) or time.time() > deadline:
+            for key in trainers:
+                if key not in status:
+                    procs[key].terminate()
+                    procs[key].wait()
+                    status[key] = "timeout" if time.time() > deadline else "stopped"
+            break
+        time.sleep(0.2)
     if evaluator:
         try:
             status[("evaluator", 0)] = procs[("evaluator", 0)].wait(timeout=evaluator_timeout)
@@ -79,6 +94,8 @@ def main():
     parser.add_argument("--evaluator", action="store_true", help="add an evaluator task")
     parser.add_argument("--logs", default="cluster_logs")
     parser.add_argument("--evaluator-timeout", type=int, default=600)
+    parser.add_argument("--timeout", type=int, default=900,
+                        help="seconds the chief and workers may take before all are stopped")
     parser.add_argument("fer_tf_args", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     fer_tf_args = args.fer_tf_args[1:] if args.fer_tf_args[:1] == ["--"] else args.fer_tf_args
@@ -86,7 +103,7 @@ def main():
         parser.error("give the fer-tf command after --, e.g. -- train --data ... --model-dir ...")
     start = time.time()
     cluster, status = launch(fer_tf_args, args.workers, args.ps, args.evaluator, args.logs,
-                             args.evaluator_timeout)
+                             args.evaluator_timeout, args.timeout)
     print(f"cluster {json.dumps(cluster)} ran {time.time() - start:.1f}s")
     for (kind, index), code in status.items():
         print(f"  {kind}_{index}: {code}  (log: {os.path.join(args.logs, f'{kind}_{index}.log')})")
