@@ -31,7 +31,7 @@ SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
 
 
 def convert_worker(csv, out, size, channels):
-    from fer_tf import convert
+    from fer_tf.data import convert
     start = time.perf_counter()
     manifest = convert.convert_fer2013(csv, out, size=size, channels=channels, progress=False)
     seconds = time.perf_counter() - start
@@ -50,12 +50,15 @@ def run_convert(csv, out, size, channels):
 
 
 def input_rate(data_dir, size, channels, training, augment, batches=60, batch_size=64):
+    import dataclasses
+
     import tensorflow as tf
-    from fer_tf import inputs
-    params = {"data_dir": data_dir, "batch_size": batch_size, "image_size": (size, size, channels),
-              "augment": augment, "shuffle_buffer": 2000, "split": "train"}
+    from fer_tf.training import inputs, run
+    prepared = run.prepare("lenet7", data_dir, {"batch_size": batch_size, "augment": augment})
+    run_spec = dataclasses.replace(prepared.run, image_size=(size, size, channels))
     mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.EVAL
-    it = iter(inputs.input_fn(mode, params).repeat())
+    it = iter(inputs.input_fn(mode, prepared.params, run_spec, split="train",
+                              shuffle_buffer=2000).repeat())
     for _ in range(5):
         next(it)
     start = time.perf_counter()

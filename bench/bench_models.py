@@ -22,7 +22,7 @@ FACE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "
 
 
 def quick_export(model, data_dir, work):
-    from fer_tf import run
+    from fer_tf.training import run
     _, export = run.train(model, data_dir, os.path.join(work, model), max_steps=2,
                           log=lambda *_: None)
     return export

@@ -73,10 +73,11 @@ class PeerFER:
 
 def fer2013_accuracy(peer, model_path, records_dir, split="test"):
     from fer_tf import evaluate
+    from fer_tf.data import records
     ours = evaluate.evaluate(model_path, records_dir, split,
                              png=os.path.join(tempfile.mkdtemp(), "cm.png"))
     correct = total = 0
-    for encoded, labels in evaluate.iter_split(records_dir, split, 256):
+    for encoded, labels in records.iter_split(records_dir, split, 256):
         faces = [cv2.resize(cv2.imdecode(np.frombuffer(e, np.uint8), cv2.IMREAD_GRAYSCALE), (64, 64))
                  for e in encoded]
         predicted = peer.classify(faces).argmax(axis=1)
@@ -128,8 +129,10 @@ def run_pipeline(photos, detect, crop, classify, batch=64, prepare=lambda rgb: r
 
 
 def time_ours(model_path, photos, batch=64):
-    from fer_tf import faces, records, serving
-    model = serving.ExportedModel(model_path)
+    from fer_tf import faces
+    from fer_tf.data import records
+    from fer_tf.serving import exported
+    model = exported.ExportedModel(model_path)
     h, w, c = model.image_size
     pipeline = faces.FacePipeline()
     model.predict([records.encode_png(np.zeros((h, w, c), np.uint8))] * batch)    # warm-up

@@ -23,15 +23,17 @@ SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
 
 def train_rate(model, data, overrides, steps, work):
     """images/s of `steps` training steps after a warm-up (graph build, first checkpoint)."""
+    import dataclasses
+
     import tensorflow as tf
-    from fer_tf import inputs, run
-    _, _, _, params = run.prepare(model, data, overrides)
-    params.update(max_steps=10**6, seed=0)
+    from fer_tf.training import inputs, run, tasks
+    prepared = run.prepare(model, data, overrides, seed=0)
+    params, run_spec = prepared.params, dataclasses.replace(prepared.run, max_steps=10**6)
     config = tf.estimator.RunConfig(model_dir=tempfile.mkdtemp(dir=work), save_checkpoints_steps=10**6,
                                     log_step_count_steps=10**6)
-    est = run.make_estimator(run.models.get(model), config, params, allow_random_init=True,
-                             log=lambda *_: None)
-    input_fn = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params)
+    est = prepared.task.estimator(config, params, run_spec,
+                                  tasks.Options(allow_random_init=True, log=lambda *_: None))
+    input_fn = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run_spec)  # noqa: E731
     est.train(input_fn, steps=2)
     start = time.perf_counter()
     est.train(input_fn, steps=steps)
@@ -45,7 +47,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=10, help="epochs for the speed-up estimate")
     args = parser.parse_args()
-    from fer_tf import bottleneck, convert, logs, records
+    from fer_tf import logs
+    from fer_tf.training import bottleneck
+    from fer_tf.data import convert, records
     logs.setup()
     work = tempfile.mkdtemp(prefix="bench_vgg_")
     try:

@@ -4,18 +4,25 @@ import tempfile
 import time
 
 
-def estimator_rate(model, data_dir, steps, batch_size=64):
-    """Training images/s of a registered model through Estimator + input_fn (augmentation on)."""
+def estimator_rate(model, data_dir, steps, batch_size=64, overrides=None, synthetic=False):
+    """Training images/s of a registered model through its task's Estimator and the input_fn
+    (augmentation on), or the synthetic input_fn (no records read)."""
+    import dataclasses
+
     import tensorflow as tf
-    from fer_tf import heads, inputs, logs, run
+    from fer_tf import logs
+    from fer_tf.training import inputs, run, tasks
     logs.setup()
-    _, _, _, params = run.prepare(model, data_dir, {"batch_size": batch_size})
-    params.update(max_steps=10**6, log_every=10**6)
+    prepared = run.prepare(model, data_dir, {"batch_size": batch_size, **(overrides or {})})
+    params, run_spec = prepared.params, dataclasses.replace(prepared.run, max_steps=10**6)
     model_dir = tempfile.mkdtemp(prefix="bench_est_")
-    config = tf.estimator.RunConfig(model_dir=model_dir, save_checkpoints_steps=10**6,
-                                    save_summary_steps=100, log_step_count_steps=10**6)
-    est = tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
-    train_input = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params)
+    config = run.make_run_config(model_dir, 10**6, 0, mixed_precision=params["mixed_precision"])
+    est = prepared.task.estimator(config, params, run_spec,
+                                  tasks.Options(allow_random_init=True, log=lambda *_: None))
+    if synthetic:
+        train_input = inputs.synthetic_input_fn(run_spec, batch_size)
+    else:
+        train_input = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run_spec)  # noqa: E731
     est.train(train_input, steps=10)        # graph build, first checkpoint, warm-up
     start = time.perf_counter()
     est.train(train_input, steps=steps)     # includes the restore, as a resumed run would
@@ -27,8 +34,8 @@ def estimator_rate(model, data_dir, steps, batch_size=64):
 def savedmodel_latency(export_dir, encoded, repeats=100):
     """Median and p90 milliseconds of one-image calls to an export's serving signature."""
     import numpy as np
-    from fer_tf import serving
-    model = serving.ExportedModel(export_dir)
+    from fer_tf.serving import exported
+    model = exported.ExportedModel(export_dir)
     for _ in range(5):
         model.predict([encoded])
     times = []

@@ -14,25 +14,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer_tf import logs, models  # noqa: E402
-from fer_tf.models import vggface2  # noqa: E402
 
 
-FEATURE_DIM = 2048     # the ResNet50 pooled feature the vggface2 head is trained on
 
 
 def cost(name, num_classes=7):
     spec = models.get(name)
     with tf.Graph().as_default() as graph:
-        images = tf.compat.v1.placeholder(tf.float32, [1, *spec.image_size])
-        if spec.kind == "keras":
-            vggface2.build_keras_model(num_classes, image_size=spec.image_size)(images)  # own norm
-        elif spec.kind == "keras_head":
-            hp = spec.default_hparams()
-            head = vggface2.build_head_model(num_classes, FEATURE_DIM, hp["head_units"],
-                                             hp["keep_prob"])
-            head(tf.compat.v1.placeholder(tf.float32, [1, FEATURE_DIM]))
+        hp = spec.default_hparams()
+        if spec.keras_model:            # a Keras model (it normalises inside)
+            model = spec.keras_model(num_classes, hp)
+            model(tf.compat.v1.placeholder(tf.float32, [1, *model.input_shape[1:]]))
         else:
-            spec.build(spec.normalize(images), num_classes, False, spec.default_hparams())
+            images = tf.compat.v1.placeholder(tf.float32, [1, *spec.image_size])
+            spec.build(spec.normalize(images), num_classes, False, hp)
         params = sum(int(np.prod(v.shape)) for v in tf.compat.v1.trainable_variables())
         opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
         opts["output"] = "none"

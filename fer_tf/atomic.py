@@ -5,6 +5,8 @@ import os
 import shutil
 import tempfile
 
+from fer_tf.errors import FerTfError
+
 
 def _umask():
     mask = os.umask(0)
@@ -99,3 +101,14 @@ def write_json(path, obj):
     with atomic_file(path) as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+def read_json(path, hint):
+    """A JSON file fer-tf wrote; missing or damaged: one FerTfError naming it and `hint`."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FerTfError(f"{path}: missing; {hint}") from None
+    except json.JSONDecodeError as e:
+        raise FerTfError(f"{path}: not valid JSON ({e}); {hint}") from None

@@ -79,33 +79,33 @@ def parse_hparams(pairs):
 
 # ---- subcommands ----------------------------------------------------------------------------
 
-RECORD_SIZES = {"fer2013": 48, "genki": 64, "landmarks": 128}
+DATASETS = ("fer2013", "genki", "landmarks")
 
 
 def cmd_records(args):
-    from fer_tf import convert
+    from fer_tf.data import convert
     out = args.out or f"records/{args.dataset}"
     outputs.check(out, "records", "--out", inputs=[args.csv, args.ferplus])
-    size = args.size if args.size is not None else RECORD_SIZES[args.dataset]
+    size = {"size": args.size} if args.size is not None else {}   # else the converter's default
     progress = not args.quiet
     if args.dataset == "landmarks":
-        manifest = convert.convert_landmarks(args.csv, out, size=size, seed=args.seed,
-                                             progress=progress)
-        what = f"68 points, {size}px crops"
+        manifest = convert.convert_landmarks(args.csv, out, seed=args.seed, progress=progress,
+                                             **size)
+        what = "68 points, {side}px crops"
     elif args.dataset == "genki":
-        manifest = convert.convert_genki(args.csv, out, size=size, channels=args.channels,
-                                         folds=args.folds, seed=args.seed,
+        manifest = convert.convert_genki(args.csv, out, channels=args.channels, folds=args.folds,
+                                         seed=args.seed,
                                          centre_crop_fallback=args.centre_crop_fallback,
-                                         progress=progress)
-        what = f"smile2, {size}px"
+                                         progress=progress, **size)
+        what = "smile2, {side}px"
     else:
         manifest = convert.convert_fer2013(
-            args.csv, out, ferplus_path=args.ferplus, size=size, channels=args.channels,
-            split=args.split, seed=args.seed, shards=args.shards, skip_bad=args.skip_bad,
-            progress=progress, ferplus_rule=args.ferplus_rule)
-        what = f"{manifest['label_set']['name']}, {size}x{size}x{args.channels}"
+            args.csv, out, ferplus_path=args.ferplus, channels=args.channels, split=args.split,
+            seed=args.seed, shards=args.shards, skip_bad=args.skip_bad, progress=progress,
+            ferplus_rule=args.ferplus_rule, **size)
+        what = f"{manifest['label_set']['name']}, {{side}}x{{side}}x{args.channels}"
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-    print(f"wrote {out}: {counts} ({what})")
+    print(f"wrote {out}: {counts} ({what.format(side=manifest['image']['height'])})")
     if args.ferplus:
         read = manifest["read"]
         print(f"FER+ ({args.ferplus_rule}) dropped: {read['ferplus_dropped_unknown_or_nf']} "
@@ -113,7 +113,7 @@ def cmd_records(args):
 
 
 def cmd_train(args):
-    from fer_tf import run
+    from fer_tf.training import run
     if run.cluster_task_type() in (None, "chief", "master"):
         outputs.check(args.model_dir, "model_dir", "--model-dir", inputs=[args.data])
     metrics, export = run.train(args.model, args.data, args.model_dir,
@@ -135,7 +135,7 @@ def cmd_train(args):
 
 
 def cmd_cv(args):
-    from fer_tf import run
+    from fer_tf.training import run
     model_dir = args.model_dir or f"runs/{args.model}_cv"
     outputs.check(model_dir, "cv_dir", "--model-dir", inputs=[args.data])
     accuracies = run.cross_validate(args.model, args.data, model_dir, args.folds,
@@ -181,9 +181,10 @@ def cmd_landmarks(args):
 
 
 def cmd_eval(args):
-    from fer_tf import evaluate, serving
-    model_dir = serving.resolve_export(args.model)
-    png = args.confusion_png or f"confusion_{serving.read_meta(model_dir)['model']}_{args.split}.png"
+    from fer_tf import evaluate
+    from fer_tf.serving import exported
+    model_dir = exported.resolve_export(args.model)
+    png = args.confusion_png or f"confusion_{exported.read_meta(model_dir)['model']}_{args.split}.png"
     outputs.check(png, "png", "--confusion-png", inputs=[args.model, args.data])
     tta = "flip" if args.flip_tta else args.tta
     report = evaluate.evaluate(args.model, args.data, args.split, png=png,
@@ -192,11 +193,11 @@ def cmd_eval(args):
 
 
 def cmd_export(args):
-    from fer_tf import export
+    from fer_tf.serving import export
     outputs.check(args.out, "tflite" if args.tflite else "export", "--out",
                   inputs=[args.model_dir, args.check_data])
     if args.tflite:
-        from fer_tf import tflite
+        from fer_tf.serving import tflite
         path = tflite.convert(args.model_dir, args.out)
         print(f"exported {path}: {os.path.getsize(path) / 2**20:.2f} MiB TFLite (+ "
               f"{os.path.splitext(path)[0]}.json)")
@@ -218,7 +219,7 @@ def cmd_export(args):
 
 
 def cmd_ensemble(args):
-    from fer_tf import export
+    from fer_tf.serving import export
     outputs.check(args.out, "export", "--out", inputs=args.members)
     path = export.ensemble(args.members, args.out, weights=args.weights, float16=args.float16,
                            tta=None if args.tta == "none" else args.tta)
@@ -228,7 +229,7 @@ def cmd_ensemble(args):
 
 
 def cmd_bottleneck(args):
-    from fer_tf import bottleneck
+    from fer_tf.training import bottleneck
     outputs.check(args.out, "records", "--out", inputs=[args.data])
     manifest = bottleneck.cache_features(args.data, args.out, args.vggface2_weights,
                                          args.allow_random_init, args.width, args.batch_size,
@@ -291,7 +292,7 @@ def build_parser():
                        help="convert fer2013.csv (+ FER+ votes), GENKI-4K or 300-W to TFRecords")
     p.add_argument("csv", help="fer2013.csv or fer2013.csv.gz (Kaggle format); with --dataset "
                    "genki or landmarks, the archive or its extracted folder")
-    p.add_argument("--dataset", default="fer2013", choices=tuple(RECORD_SIZES))
+    p.add_argument("--dataset", default="fer2013", choices=DATASETS)
     p.add_argument("--out", help="output record folder (default: records/DATASET)")
     p.add_argument("--size", type=whole(8, 1024),
                    help="output side (default: fer2013 48 — 224 for vggface2 —, genki 64, landmarks 128)")

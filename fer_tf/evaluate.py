@@ -7,26 +7,11 @@ import os
 import tempfile
 
 import numpy as np
-import tensorflow as tf
 
-from fer_tf import atomic, export, outputs, records, serving
+from fer_tf import atomic, outputs
+from fer_tf.serving import export, exported
+from fer_tf.data import records
 from fer_tf.errors import FerTfError
-
-
-def iter_split(data_dir, split, batch_size):
-    """(encoded PNG batch, labels) straight from the records; a corrupt shard is named."""
-    manifest = records.read_manifest(data_dir)
-    files = records.split_files(data_dir, manifest, split)
-    spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "label": tf.io.FixedLenFeature([], tf.int64)}
-    for path in files:
-        ds = tf.data.TFRecordDataset(path).map(lambda s: tf.io.parse_single_example(s, spec))
-        try:
-            for batch in ds.batch(batch_size):
-                yield batch["image/encoded"].numpy(), batch["label"].numpy()
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-            raise FerTfError(f"{path}: corrupt record shard ({e.message.splitlines()[0][:120]}); "
-                             "reconvert with `fer-tf records`") from None
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -82,7 +67,7 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
             report = evaluate(rebuilt, data_dir, split, png, batch_size)
         report.update(model=model_path, tta=tta)
         return report
-    model = serving.ExportedModel(model_path)
+    model = exported.ExportedModel(model_path)
     manifest = records.read_manifest(data_dir)
     data_labels = records.manifest_label_set(manifest)
     if data_labels != model.label_set:
@@ -90,7 +75,7 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
                          f"model at {model.path} was trained on {model.label_set.name}; evaluate "
                          "it on matching records")
     labels, predictions = [], []
-    for encoded, batch_labels in iter_split(data_dir, split, batch_size):
+    for encoded, batch_labels in records.iter_split(data_dir, split, batch_size):
         predictions.append(model.predict(encoded).argmax(axis=1))
         labels.append(batch_labels)
     labels, predictions = np.concatenate(labels), np.concatenate(predictions)

@@ -5,32 +5,17 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from fer_tf import atomic, faces, outputs, serving
+from fer_tf import atomic, faces, outputs
+from fer_tf.serving import exported
 from fer_tf.annotate import common_base
-from fer_tf.datasets import ibug300w
+from fer_tf.data import ibug300w
 from fer_tf.errors import FerTfError
-
-
-class LandmarkModel:
-    """An exported landmark SavedModel: photo bytes + face box -> 68 points in photo pixels."""
-
-    def __init__(self, path, flag="--model"):
-        self.path = serving.resolve_export(path, flag)
-        meta = serving.read_meta(self.path)
-        if meta["model"] != "landmarks":
-            raise FerTfError(f"{flag} {path}: a {meta['model']} model, not a landmark model")
-        self._fn = tf.saved_model.load(self.path).signatures["serving_default"]
-
-    def points(self, encoded, box):
-        out = self._fn(image_bytes=tf.constant([encoded]), box=tf.constant([box], tf.float32))
-        return out["points"].numpy()[0]
 
 
 def evaluate(model_path, source, subsets=ibug300w.TEST_SUBSETS, png="ced.png", log=print):
     from fer_tf.convert import face_box
-    model = LandmarkModel(model_path)
+    model = exported.LandmarkModel(model_path)
     pipeline = faces.FacePipeline()
     truth, ours, theirs, box_kinds = [], [], [], []
     t_ours = t_dlib = 0.0
@@ -99,7 +84,7 @@ def format_report(report):
 def annotate(model_path, images, out_dir, use_dlib=False):
     """Draw 68 points on every detected face of each image; returns [(path, faces or error)]."""
     import cv2
-    model = None if use_dlib else LandmarkModel(model_path)
+    model = None if use_dlib else exported.LandmarkModel(model_path)
     pipeline = faces.FacePipeline()
     results = []
     outputs.mark_annotations(out_dir)

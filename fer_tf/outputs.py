@@ -21,6 +21,7 @@ from fer_tf.errors import FerTfError
 RECORDS_FORMAT = "fer-tf-records/1"
 ANNOTATIONS_MARKER = ".fer_tf_annotations"
 RUN_META = "fer_tf_run.json"
+META_FILE = "fer_tf.json"          # an export's metadata, in assets.extra/
 PNG_SOFTWARE = "fer-tf"
 TABLE_HEADER = "# fer-tf predict"
 CSV_HEADER_START = "path,frame,face,left,top,right,bottom,label,"
@@ -41,7 +42,7 @@ def _is_records(path):
 
 def _is_export(path):
     return (os.path.isfile(os.path.join(path, "saved_model.pb"))
-            and isinstance(_json(os.path.join(path, "assets.extra", "fer_tf.json")), dict))
+            and isinstance(_json(os.path.join(path, "assets.extra", META_FILE)), dict))
 
 
 # What `fer-tf train` writes into a model dir before fer_tf_run.json (cluster tasks start together).

@@ -16,7 +16,9 @@ import sys
 import cv2
 import numpy as np
 
-from fer_tf import atomic, faces, outputs, records, serving
+from fer_tf import atomic, faces, outputs
+from fer_tf.data import records
+from fer_tf.serving import exported
 from fer_tf.errors import FerTfError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -119,7 +121,7 @@ class Predictor:
         self.batch_size = batch_size
         self.keep_images = keep_images
         self.pipeline = None
-        self.pending = []       # (ItemResult, FaceResult, encoded crop)
+        self.pending = []       # (ItemResult, FaceResult, uint8 face crop)
         self.waiting = []       # ItemResults not yet returned, in input order
 
     def _faces(self, rgb):
@@ -148,8 +150,7 @@ class Predictor:
             for i, (face, crop) in enumerate(self._faces(rgb)):
                 result = FaceResult(i, tuple(round(float(v), 1) for v in face.box), face.landmarks)
                 item.faces.append(result)
-                png = records.encode_png(crop[:, :, ::-1] if crop.shape[-1] == 3 else crop)
-                self.pending.append((item, result, png))
+                self.pending.append((item, result, crop))
         self.waiting.append(item)
         if len(self.pending) >= self.batch_size:
             self._classify()
@@ -161,7 +162,7 @@ class Predictor:
 
     def _classify(self):
         if self.pending:
-            probabilities = self.model.predict([png for _, _, png in self.pending])
+            probabilities = self.model.predict_faces(np.stack([c for _, _, c in self.pending]))
             for (_, face, _), p in zip(self.pending, probabilities):
                 face.probabilities = p
             self.pending = []
@@ -268,13 +269,12 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
     (`landmarks_model`). Results are written as each picture completes; faces are batched
     across pictures (a webcam is classified frame by frame, for latency)."""
     from fer_tf import annotate as drawing
-    model = serving.ExportedModel(model_path or default_model_path())
+    model = exported.ExportedModel(model_path or default_model_path())
     landmark_model = None
     if landmarks == "cnn":
-        from fer_tf import landmark_eval
         if not landmarks_model:
             raise FerTfError("--landmarks cnn needs --landmarks-model PATH (a landmark SavedModel)")
-        landmark_model = landmark_eval.LandmarkModel(landmarks_model, "--landmarks-model")
+        landmark_model = exported.LandmarkModel(landmarks_model, "--landmarks-model")
     items = expand_paths(paths)
     if not items:
         raise FerTfError(f"{' '.join(paths)}: no images or videos found")

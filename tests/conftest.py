@@ -34,7 +34,7 @@ def random_pixels(rng):
 
 @pytest.fixture(scope="session")
 def sample_records(tmp_path_factory):
-    from fer_tf import convert
+    from fer_tf.data import convert
     out = str(tmp_path_factory.mktemp("records") / "fer2013")
     convert.convert_fer2013(SAMPLE_CSV, out, progress=False)
     return out
@@ -42,7 +42,7 @@ def sample_records(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ferplus_records(tmp_path_factory):
-    from fer_tf import convert
+    from fer_tf.data import convert
     out = str(tmp_path_factory.mktemp("records") / "ferplus")
     convert.convert_fer2013(SAMPLE_CSV, out, ferplus_path=SAMPLE_FERPLUS, progress=False)
     return out
@@ -56,7 +56,7 @@ def rng():
 @pytest.fixture(scope="session")
 def lenet_run(sample_records, tmp_path_factory):
     """A LeNet7 model dir trained a few steps on the sample (shared: never modify it)."""
-    from fer_tf import run
+    from fer_tf.training import run
     model_dir = str(tmp_path_factory.mktemp("lenet") / "run")
     run.train("lenet7", sample_records, model_dir, overrides={"batch_size": 32}, max_steps=6,
               log=lambda *a: None)
@@ -66,5 +66,5 @@ def lenet_run(sample_records, tmp_path_factory):
 @pytest.fixture(scope="session")
 def lenet_export(lenet_run, tmp_path_factory):
     """The standalone export of `lenet_run` (shared: never modify it)."""
-    from fer_tf import export
+    from fer_tf.serving import export
     return export.export(lenet_run, str(tmp_path_factory.mktemp("lenet_export") / "export"))

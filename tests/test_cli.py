@@ -158,7 +158,7 @@ def test_eval_export_predict_commands(session_export, sample_records, tmp_path):
 
 def test_vggface2_weights_flag_errors(tmp_path):
     from conftest import SAMPLE_CSV
-    from fer_tf import convert
+    from fer_tf.data import convert
     r224 = str(tmp_path / "r224")
     convert.convert_fer2013(SAMPLE_CSV, r224, size=224, progress=False)
     assert_one_line_error(fer_tf("train", "--model", "vggface2", "--data", r224, "--model-dir",

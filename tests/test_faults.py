@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import SAMPLE_CSV, random_pixels, write_csv
-from fer_tf import convert, records, run, serving
+from fer_tf.data import convert, records
+from fer_tf.training import run
+from fer_tf.serving import exported
 from fer_tf.errors import FerTfError
 
 
@@ -43,14 +45,17 @@ def latest_step(model_dir):
 
 def test_sigkill_mid_training_resumes_and_second_trainer_is_refused(sample_records, tmp_path):
     model_dir = tmp_path / "run"
-    args = ["train", "--data", sample_records, "--model-dir", model_dir, "--max-steps", 40,
-            "--checkpoint-steps", 5, "--hparams", "batch_size=16"]
+    # Long enough that the first trainer is still running when the second one asks: the test
+    # waits for checkpoints (observable events), never for how long TensorFlow takes to start.
+    args = ["train", "--data", sample_records, "--model-dir", model_dir, "--max-steps", 150,
+            "--checkpoint-steps", 5, "--hparams", "batch_size=16", "--verbose"]
     first = start(args, tmp_path / "first.log")
     try:
         assert wait_for(lambda: latest_step(str(model_dir)) >= 10, proc=first), \
             (tmp_path / "first.log").read_text()[-2000:]
         second = subprocess.run([sys.executable, "-m", "fer_tf.cli", *map(str, args)],
                                 capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first trainer ended before the second asked"
         assert second.returncode == 1
         assert f"model dir is in use by another fer-tf train (pid {first.pid})" in second.stderr
         first.send_signal(signal.SIGKILL)
@@ -59,20 +64,20 @@ def test_sigkill_mid_training_resumes_and_second_trainer_is_refused(sample_recor
         if first.poll() is None:
             first.kill()
     killed_at = latest_step(str(model_dir))
-    assert 10 <= killed_at < 40
+    assert 10 <= killed_at < 150
     resumed = subprocess.run([sys.executable, "-m", "fer_tf.cli", *map(str, args)],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     steps = [int(l.split("step = ")[1].split()[0].rstrip(","))
              for l in resumed.stderr.splitlines() if "INFO:tensorflow:loss = " in l]
     assert steps[0] == killed_at                      # continues from the last checkpoint
-    assert json.loads((model_dir / "steps" / "local_0.json").read_text()) ["local_steps"] == 40 - killed_at
+    assert json.loads((model_dir / "steps" / "local_0.json").read_text())["local_steps"] == 150 - killed_at
     state = tf.train.get_checkpoint_state(str(model_dir))
     for path in state.all_model_checkpoint_paths:     # every checkpoint kept is readable
         reader = tf.train.load_checkpoint(path)
         assert reader.get_tensor("global_step") == int(path.rsplit("-", 1)[1])
-    assert latest_step(str(model_dir)) == 40
-    model = serving.ExportedModel(str(model_dir))
+    assert latest_step(str(model_dir)) == 150
+    model = exported.ExportedModel(str(model_dir))
     assert model.predict([open(os.path.join(os.path.dirname(__file__), "data", "face_happy.png"), "rb").read()]).shape == (1, 7)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE_CSV, SAMPLE_FERPLUS, random_pixels, sample_rows, write_csv
-from fer_tf.datasets import fer2013
+from fer_tf.data import fer2013
 from fer_tf.errors import FerTfError
 
 

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import FACE_PNG, sample_rows
-from fer_tf import convert, predict, records, run
-from fer_tf.datasets import genki4k
+from fer_tf import predict
+from fer_tf.data import convert, records
+from fer_tf.training import run
+from fer_tf.data import genki4k
 from fer_tf.errors import FerTfError
 
 

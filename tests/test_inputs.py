@@ -3,11 +3,16 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import sample_rows
-from fer_tf import inputs, preprocess
+from fer_tf.data import preprocess
+from fer_tf.training import inputs, run
+
+TRAIN, EVAL = tf.estimator.ModeKeys.TRAIN, tf.estimator.ModeKeys.EVAL
 
 
-def params(data_dir, **kw):
-    return {"data_dir": data_dir, "batch_size": 16, "image_size": (48, 48, 1), "seed": 1, **kw}
+def pipeline(mode, data_dir, input_context=None, **hparams):
+    """The input_fn of a LeNet7 run on `data_dir` (batch 16 unless given)."""
+    prepared = run.prepare("lenet7", data_dir, {"batch_size": 16, **hparams}, seed=1)
+    return inputs.input_fn(mode, prepared.params, prepared.run, input_context)
 
 
 def first_batch(ds):
@@ -15,7 +20,7 @@ def first_batch(ds):
 
 
 def test_shapes_and_dtypes(sample_records):
-    features, labels = first_batch(inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params(sample_records)))
+    features, labels = first_batch(pipeline(TRAIN, sample_records))
     assert features["image"].shape == (16, 48, 48, 1) and features["image"].dtype == tf.float32
     assert labels.shape == (16,) and labels.dtype == tf.int32
     assert 0.0 <= float(tf.reduce_min(features["image"])) and float(tf.reduce_max(features["image"])) <= 255.0
@@ -24,7 +29,7 @@ def test_shapes_and_dtypes(sample_records):
 def test_eval_is_exact_and_training_is_augmented(sample_records):
     rows = sample_rows()
     source = lambda r: np.array(rows[r][1].split(), np.float32).reshape(48, 48, 1)
-    eval_ds = inputs.input_fn(tf.estimator.ModeKeys.EVAL, params(sample_records))
+    eval_ds = pipeline(EVAL, sample_records)
     count = 0
     for features, labels in eval_ds:
         for image, row, label in zip(features["image"].numpy(), features["source_row"].numpy(), labels.numpy()):
@@ -32,23 +37,22 @@ def test_eval_is_exact_and_training_is_augmented(sample_records):
             assert label == int(rows[row][0])
             count += 1
     assert count == 49                       # the whole eval split, no remainder dropped
-    features, _ = first_batch(inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params(sample_records)))
+    features, _ = first_batch(pipeline(TRAIN, sample_records))
     changed = [not np.array_equal(img, source(r))
                for img, r in zip(features["image"].numpy(), features["source_row"].numpy())]
     assert sum(changed) >= 14                # augmentation touches (nearly) every training face
-    features, _ = first_batch(inputs.input_fn(tf.estimator.ModeKeys.TRAIN,
-                                              params(sample_records, augment=False)))
+    features, _ = first_batch(pipeline(TRAIN, sample_records, augment=False))
     for img, r in zip(features["image"].numpy(), features["source_row"].numpy()):
         np.testing.assert_array_equal(img, source(r))
 
 
 def test_input_context_shards_files(sample_records):
     seen = []
-    for pipeline in range(2):
-        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
+    for pipeline_id in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
                                          num_replicas_in_sync=2)
         rows = set()
-        ds = inputs.input_fn(tf.estimator.ModeKeys.EVAL, params(sample_records, batch_size=32), ctx)
+        ds = pipeline(EVAL, sample_records, ctx, batch_size=32)
         for features, _ in ds:
             assert features["image"].shape[0] <= 16   # per-replica batch of a global 32
             rows.update(features["source_row"].numpy().tolist())
@@ -82,8 +86,26 @@ def test_decode_any_size_and_colour():
 
 def test_balanced_sampling_evens_out_classes(ferplus_records):
     # The FER+ sample is skewed (69 neutral ... 4 contempt); resampling makes it uniform.
-    ds = inputs.input_fn(tf.estimator.ModeKeys.TRAIN,
-                         params(ferplus_records, batch_size=64, balanced_sampling=True, augment=False))
+    ds = pipeline(TRAIN, ferplus_records, batch_size=64, balanced_sampling=True, augment=False)
     labels = np.concatenate([l.numpy() for _, l in ds.take(40)])
     share = np.bincount(labels, minlength=8) / len(labels)
     assert share.min() > 0.08 and share.max() < 0.17          # uniform would be 0.125 each
+
+
+def test_crop_training_and_random_erasing(sample_records):
+    features, _ = first_batch(pipeline(TRAIN, sample_records, crop_size=40, random_erasing=1.0))
+    assert features["image"].shape == (16, 40, 40, 1)
+    image = tf.fill([48, 48, 1], 100.0)
+    erased = preprocess.random_erase(image, 1.0).numpy()
+    changed = erased != 100.0
+    rows, cols = np.nonzero(changed[..., 0])
+    # One axis-aligned rectangle of noise, between 2 % and 25 % of the face.
+    assert changed.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert 0.02 * 48 * 48 * 0.8 <= changed.sum() <= 0.25 * 48 * 48 * 1.2
+    assert (preprocess.random_erase(image, 0.0).numpy() == 100.0).all()
+
+
+def test_synthetic_input_fn_has_the_run_shape(sample_records):
+    prepared = run.prepare("lenet7", sample_records, seed=1)
+    features, labels = first_batch(inputs.synthetic_input_fn(prepared.run, 8)())
+    assert features["image"].shape == (8, 48, 48, 1) and labels.shape == (8,)

@@ -10,8 +10,14 @@ import pytest
 import tensorflow as tf
 
 from conftest import sample_rows
-from fer_tf import convert, faces, landmark_crops, landmark_inputs, models, run, serving
-from fer_tf.datasets import ibug300w
+from fer_tf import faces, models
+from fer_tf.data import convert
+from fer_tf.faces import crops as landmark_crops
+from fer_tf.data import preprocess
+from fer_tf.training import run
+from fer_tf.serving import exported
+from fer_tf.training import receivers
+from fer_tf.data import ibug300w
 from fer_tf.errors import FerTfError
 
 
@@ -55,7 +61,7 @@ def test_augmentation_moves_points_with_pixels():
         image = np.zeros((128, 128, 3), np.float32)
         u, v = (points[k] * 128).round().astype(int)
         image[v - 1:v + 2, u - 1:u + 2] = 255.0
-        out, moved = landmark_inputs.augment(tf.constant(image), tf.constant(points))
+        out, moved = preprocess.augment_with_points(tf.constant(image), tf.constant(points))
         # Find where the bright square went, and which landmark now carries point k.
         target = moved.numpy()
         after = np.argwhere(out.numpy()[..., 0] > 0.6 * out.numpy()[..., 0].max()).mean(axis=0)
@@ -156,7 +162,7 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     expected = cv2.warpAffine(rgb, landmark_crops.crop_matrix(window), (128, 128), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.float32)
     with tf.Graph().as_default():
-        receiver = serving.landmark_serving_input_receiver_fn(128)()
+        receiver = receivers.landmark_serving_input_receiver_fn(128)()
         with tf.compat.v1.Session() as sess:
             crop, got_window = sess.run(
                 [receiver.features["image"], receiver.features["window"]],
@@ -171,7 +177,7 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     assert np.allclose(points, landmark_crops.to_image_coords(normalised, window), atol=1e-2)
     whole = loaded.signatures["image_only:serving_default"](image_bytes=tf.constant([sample.data]))
     assert whole["points"].shape == (1, 68, 2)
-    assert serving.read_meta(export)["label_set"]["name"] == "landmarks68"
+    assert exported.read_meta(export)["label_set"]["name"] == "landmarks68"
     # Evaluation against dlib on the same faces and boxes (the annotations here are dlib's own
     # points from the detector's box, so dlib must score ~0), CED PNG, and annotation.
     from fer_tf import landmark_eval
@@ -190,9 +196,9 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     from fer_tf import predict
     _, classifier = run.train("lenet7", SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path), str(tmp_path / "cls"),
                               max_steps=1, log=lambda *_: None)
-    pictures, found, failed = predict.run([str(photo)], classifier, "jsonl", str(tmp_path / "p.jsonl"),
-                                          with_landmarks=True, landmarks="cnn", landmarks_model=export)
-    assert (pictures, found, failed) == (1, 1, 0)
+    summary = predict.run([str(photo)], classifier, "jsonl", str(tmp_path / "p.jsonl"),
+                          with_landmarks=True, landmarks="cnn", landmarks_model=export)
+    assert (summary.images, summary.faces, summary.failed) == (1, 1, 0)
     import json
     row = json.loads((tmp_path / "p.jsonl").read_text())
     # Same points up to the two JPEG decoders (PIL for the pipeline, TensorFlow inside the export).

@@ -1,4 +1,4 @@
-"""Every registered classifier builds with the right output shape; LeNet7 fits a small set."""
+"""Every registered classifier builds with the right output shape and fits a small set."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,7 +7,7 @@ from conftest import sample_rows
 from fer_tf import models
 from fer_tf.errors import FerTfError
 
-CLASSIFIERS = [n for n in models.names() if models.get(n).kind == "classifier"]
+CLASSIFIERS = [n for n in models.names() if models.get(n).task == "classification"]
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)

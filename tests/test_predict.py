@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import FACE_PNG
-from fer_tf import predict, serving
+from fer_tf import predict
+from fer_tf.serving import exported
 
 
 @pytest.fixture
@@ -23,13 +24,13 @@ def export(lenet_export):
 def count_calls(monkeypatch):
     """Count the model calls predict makes (the real call still runs)."""
     calls = []
-    original = serving.ExportedModel.predict
+    original = exported.ExportedModel.predict_faces
 
-    def counted(self, images):
-        calls.append(len(images))
-        return original(self, images)
+    def counted(self, faces):
+        calls.append(len(faces))
+        return original(self, faces)
 
-    monkeypatch.setattr(serving.ExportedModel, "predict", counted)
+    monkeypatch.setattr(exported.ExportedModel, "predict_faces", counted)
     return calls
 
 

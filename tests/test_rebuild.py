@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_tf import evaluate, export, progress, records, run, serving
+from fer_tf.serving import export, exported
+from fer_tf.training import progress, run
+from fer_tf.data import records
 from fer_tf.errors import FerTfError
 from fer_tf.labels import FERPLUS8
 
@@ -27,13 +29,13 @@ def crop_run(sample_records, tmp_path_factory):
 
 
 def faces_of(sample_records, n=12):
-    encoded = next(evaluate.iter_split(sample_records, "test", n))[0]
+    encoded = next(records.iter_split(sample_records, "test", n))[0]
     return encoded, [cv2.imdecode(np.frombuffer(e, np.uint8), 0) for e in encoded]
 
 
 def test_ten_crop_in_the_graph_is_the_mean_of_the_ten_crops(crop_run, sample_records, tmp_path):
-    plain = serving.ExportedModel(export.export(crop_run, str(tmp_path / "plain")))
-    ten = serving.ExportedModel(export.export(crop_run, str(tmp_path / "ten"), tta="ten_crop"))
+    plain = exported.ExportedModel(export.export(crop_run, str(tmp_path / "plain")))
+    ten = exported.ExportedModel(export.export(crop_run, str(tmp_path / "ten"), tta="ten_crop"))
     encoded, faces = faces_of(sample_records)
     corners = [(0, 0), (0, 8), (8, 0), (8, 8), (4, 4)]
     by_hand = []
@@ -59,11 +61,11 @@ def test_ten_crop_needs_a_model_trained_on_crops(lenet_export, tmp_path):
 def test_ensemble_of_one_is_the_member_and_of_two_is_the_weighted_mean(
         lenet_export, crop_run, sample_records, tmp_path):
     encoded, faces = faces_of(sample_records)
-    member = serving.ExportedModel(lenet_export).predict(encoded)
-    one = serving.ExportedModel(export.ensemble([lenet_export], str(tmp_path / "one")))
+    member = exported.ExportedModel(lenet_export).predict(encoded)
+    one = exported.ExportedModel(export.ensemble([lenet_export], str(tmp_path / "one")))
     np.testing.assert_allclose(one.predict(encoded), member, atol=1e-6)
-    other = serving.ExportedModel(crop_run).predict(encoded)
-    two = serving.ExportedModel(export.ensemble([lenet_export, crop_run], str(tmp_path / "two"),
+    other = exported.ExportedModel(crop_run).predict(encoded)
+    two = exported.ExportedModel(export.ensemble([lenet_export, crop_run], str(tmp_path / "two"),
                                                 weights=[3.0, 1.0]))
     np.testing.assert_allclose(two.predict(encoded), (3 * member + other) / 4, atol=1e-6)
     meta = two.meta
@@ -88,8 +90,8 @@ def test_float16_export_is_half_the_size_same_answers_and_casts_once(lenet_expor
     half = export.export(lenet_export, str(tmp_path / "f16"), float16=True)
     assert export.weights_size(half) < 0.55 * export.weights_size(full)
     encoded, _ = faces_of(sample_records, 49)
-    a = serving.ExportedModel(full).predict(encoded)
-    b = serving.ExportedModel(half).predict(encoded)
+    a = exported.ExportedModel(full).predict(encoded)
+    b = exported.ExportedModel(half).predict(encoded)
     assert (a.argmax(1) == b.argmax(1)).mean() == 1.0
     np.testing.assert_allclose(a, b, atol=5e-3)
     # The call graph reads float32 copies: no Cast of a float16 weight runs per call.
@@ -140,3 +142,14 @@ def test_plateau_schedule_feeds_the_rate_the_eval_history_implies(sample_records
     assert rates and rates[min(rates)] == pytest.approx(0.01 * 0.25)
     history = progress.read_history(str(model_dir))
     assert [h["step"] for h in history] == [0, 1, 2, 4]     # step 2's entry is the new eval
+
+
+def test_predict_faces_without_the_faces_signature_encodes_them(lenet_run, lenet_export,
+                                                                sample_records):
+    """A model dir's best export (made by the Estimator) has only image_bytes; a rebuilt export
+    has both: predict_faces gives the same probabilities either way, grey or colour."""
+    _, faces = faces_of(sample_records)
+    grey = np.stack(faces)[..., None]
+    old, new = exported.ExportedModel(lenet_run), exported.ExportedModel(lenet_export)
+    assert old._faces_fn is None and new._faces_fn is not None
+    np.testing.assert_allclose(old.predict_faces(grey), new.predict_faces(grey), atol=1e-5)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import SAMPLE_CSV, random_pixels, sample_rows, write_csv
-from fer_tf import convert, records
+from fer_tf.data import convert, records
 from fer_tf.errors import FerTfError
 
 

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_tf import evaluate, preprocess, records, run, serving
-from fer_tf import export as exporting
+from fer_tf import evaluate
+from fer_tf.data import preprocess, records
+from fer_tf.training import model_fn, run
+from fer_tf.serving import exported
+from fer_tf.serving import export as exporting
 from fer_tf.errors import FerTfError
 
 OVERRIDES = {"batch_size": 32}
@@ -30,41 +33,40 @@ def test_leaves_checkpoint_metrics_and_export(trained, sample_records):
     for key in ("accuracy", "mean_per_class_accuracy", "loss", "recall/happy", "recall/disgust"):
         assert key in metrics
     assert glob.glob(os.path.join(model_dir, "eval", "events.out.tfevents.*"))
-    assert serving.is_saved_model(export)
-    meta = serving.read_meta(export)
+    assert exported.is_saved_model(export)
+    meta = exported.read_meta(export)
     assert meta["model"] == "lenet7" and meta["label_set_obj"].name == "fer7"
     assert open(os.path.join(export, "assets.extra", "labels.txt")).read().split("\n")[0] == "angry"
     # The metadata records the epochs this run made, not the model's default.
     steps_per_epoch = records.split_count(records.read_manifest(sample_records), "train") // 32
-    assert meta["hparams"]["max_steps"] == 12
     assert meta["hparams"]["epochs"] == pytest.approx(12 / steps_per_epoch)
+    assert "data_dir" not in meta["hparams"] and "classes" not in meta["hparams"]   # no plumbing
 
 
 def test_savedmodel_on_png_bytes_matches_estimator(trained, sample_records):
     model_dir, _, export = trained
-    _, _, _, params = run.prepare("lenet7", sample_records, OVERRIDES)
-    params.update(max_steps=12, split="test")
-    from fer_tf import heads
-    estimator = tf.estimator.Estimator(heads.classifier_model_fn, model_dir=model_dir, params=params)
+    prepared = run.prepare("lenet7", sample_records, OVERRIDES, max_steps=12)
+    estimator = tf.estimator.Estimator(model_fn.classifier_model_fn(prepared.run),
+                                       model_dir=model_dir, params=prepared.params)
     checkpoint = os.path.join(export, "variables", "variables")
-    encoded = [e for batch, _ in evaluate.iter_split(sample_records, "test", 64) for e in batch]
+    encoded = [e for batch, _ in records.iter_split(sample_records, "test", 64) for e in batch]
 
     def predict_input_fn():
         ds = tf.data.Dataset.from_tensor_slices(encoded)
         return ds.map(lambda b: {"image": preprocess.decode_image(b, 48, 48, 1)}).batch(16)
 
     predicted = list(estimator.predict(predict_input_fn, checkpoint_path=checkpoint))
-    served = serving.ExportedModel(export).predict(encoded)
+    served = exported.ExportedModel(export).predict(encoded)
     expected = np.array([p["probabilities"] for p in predicted])
     assert served.shape == expected.shape == (49, 7)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert [p["class_names"].decode() for p in predicted][:5] == [
-        serving.ExportedModel(export).label_set.classes[i] for i in served.argmax(1)[:5]]
+        exported.ExportedModel(export).label_set.classes[i] for i in served.argmax(1)[:5]]
 
 
 def test_serving_takes_any_size_and_colour(trained):
     _, _, export = trained
-    model = serving.ExportedModel(export)
+    model = exported.ExportedModel(export)
     rgb = tf.io.encode_jpeg(tf.cast(tf.random.uniform([120, 100, 3], 0, 255), tf.uint8)).numpy()
     gray = tf.io.encode_png(tf.cast(tf.random.uniform([48, 48, 1], 0, 255), tf.uint8)).numpy()
     probs = model.predict([rgb, gray])
@@ -107,13 +109,13 @@ def test_eval_reports_and_refuses_other_label_set(trained, sample_records, ferpl
 
 
 def test_flip_tta_in_the_graph_averages_the_mirrored_faces(trained, sample_records, tmp_path):
-    model = serving.ExportedModel(trained[0])   # the best export (the resume test may replace it)
-    encoded = next(evaluate.iter_split(sample_records, "test", 16))[0]
+    model = exported.ExportedModel(trained[0])   # the best export (the resume test may replace it)
+    encoded = next(records.iter_split(sample_records, "test", 16))[0]
     flipped = [records.encode_png(cv2.imdecode(np.frombuffer(e, np.uint8), 0)[:, ::-1].copy())
                for e in encoded]
     expected = (model.predict(encoded) + model.predict(flipped)) / 2
     assert not np.allclose(expected, model.predict(encoded))   # a trained net is not symmetric
-    flip = serving.ExportedModel(exporting.export(trained[0], str(tmp_path / "flip"), tta="flip"))
+    flip = exported.ExportedModel(exporting.export(trained[0], str(tmp_path / "flip"), tta="flip"))
     np.testing.assert_allclose(flip.predict(encoded), expected, atol=1e-6)
     report = evaluate.evaluate(trained[0], sample_records, "test", png=str(tmp_path / "cm.png"),
                                tta="flip")
@@ -134,7 +136,7 @@ def test_ferplus_votes_loss_trains(ferplus_records, tmp_path):
                                            "class_weights": "balanced"},
                                 max_steps=3, log=lambda *_: None)
     assert metrics["global_step"] == 3 and "recall/contempt" in metrics
-    assert serving.ExportedModel(export).label_set.name == "ferplus8"
+    assert exported.ExportedModel(export).label_set.name == "ferplus8"
 
 
 def test_tensorboard_serves_the_run(trained):
@@ -171,21 +173,21 @@ def test_tensorboard_serves_the_run(trained):
 
 
 def test_float16_export_halves_weights_and_predicts_the_same(trained, sample_records, tmp_path):
-    from fer_tf import export
+    from fer_tf.serving import export
     model_dir = trained[0]
     full, half = str(tmp_path / "f32"), str(tmp_path / "f16")
     export.export(model_dir, full)
     export.export(model_dir, half, float16=True)
     assert export.weights_size(half) < 0.55 * export.weights_size(full)
-    encoded = [e for batch, _ in evaluate.iter_split(sample_records, "test", 64) for e in batch]
-    p32 = serving.ExportedModel(full).predict(encoded)
-    p16 = serving.ExportedModel(half).predict(encoded)
+    encoded = [e for batch, _ in records.iter_split(sample_records, "test", 64) for e in batch]
+    p32 = exported.ExportedModel(full).predict(encoded)
+    p16 = exported.ExportedModel(half).predict(encoded)
     np.testing.assert_allclose(p16, p32, atol=2e-3)
-    assert serving.ExportedModel(half).label_set.name == "fer7"
+    assert exported.ExportedModel(half).label_set.name == "fer7"
 
 
 def test_tflite_agrees_with_savedmodel(trained, sample_records, tmp_path):
-    from fer_tf import tflite
+    from fer_tf.serving import tflite
     path = tflite.convert(trained[0], str(tmp_path / "m.tflite"))
     assert tflite.read_sidecar(path)["image_size"] == [48, 48, 1]
     check = tflite.agreement(path, trained[0], sample_records, "test")

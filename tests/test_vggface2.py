@@ -6,7 +6,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import FACE_PNG, SAMPLE_CSV
-from fer_tf import convert, run, serving, vggface2_weights
+from fer_tf.data import convert
+from fer_tf.training import run
+from fer_tf.serving import exported
+from fer_tf.models import vggface2_weights
 from fer_tf.errors import FerTfError
 from fer_tf.models import vggface2
 
@@ -114,14 +117,16 @@ def test_estimator_trains_freezes_and_exports(records_224, tmp_path):
                                   layers["conv5_1_3x3/bn"].get_weights()[2])
     for name in ("conv5_3_3x3", "conv5_3_1x1_increase"):                        # trained
         assert not np.array_equal(ckpt.get_tensor(f"{name}/kernel"), layers[name].get_weights()[0])
-    model = serving.ExportedModel(export)
+    model = exported.ExportedModel(export)
     assert model.image_size == (224, 224, 3) and model.meta["model"] == "vggface2"
     probs = model.predict([open(FACE_PNG, "rb").read()])
     assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5
 
 
 def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
-    from fer_tf import bottleneck, export, records
+    from fer_tf.training import bottleneck
+    from fer_tf.serving import export
+    from fer_tf.data import records
     weights = str(tmp_path / "w.h5")
     tiny_weights_file(weights)
     cache = str(tmp_path / "cache")
@@ -130,7 +135,7 @@ def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
     assert manifest["kind"] == "features" and manifest["feature_dim"] == 256
     assert {s: v["count"] for s, v in manifest["splits"].items()} == {"train": 210, "eval": 49, "test": 49}
     assert records.read_manifest(records_224)["splits"]["train"]["per_class"] == manifest["splits"]["train"]["per_class"]
-    with pytest.raises(FerTfError, match="needs image records; this is a bottleneck cache"):
+    with pytest.raises(FerTfError, match="needs image records, this folder holds features"):
         run.prepare("vggface2", cache)
     head_dir = str(tmp_path / "head")
     metrics, none = run.train("vggface2_head", cache, head_dir, max_steps=20,
@@ -138,7 +143,7 @@ def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
     assert none is None and metrics["global_step"] == 20 and "recall/happy" in metrics
     out = str(tmp_path / "assembled")
     export.assemble_vggface2(head_dir, out, weights, log=lambda *_: None)
-    model = serving.ExportedModel(out)
+    model = exported.ExportedModel(out)
     assert model.meta["model"] == "vggface2" and model.image_size == (224, 224, 3)
     # The assembled SavedModel = base from the weights file + head from the head's checkpoint.
     reference = vggface2.build_keras_model(7, "features", width=TINY)
@@ -148,6 +153,6 @@ def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
         reference.get_layer(name).set_weights([reader.get_tensor(f"{name}/kernel"),
                                                reader.get_tensor(f"{name}/bias")])
     png = open(FACE_PNG, "rb").read()
-    from fer_tf import preprocess
+    from fer_tf.data import preprocess
     image = preprocess.decode_image(tf.constant(png), 224, 224, 3)[None]
     np.testing.assert_allclose(model.predict([png]), reference(image, training=False).numpy(), atol=1e-4)

@@ -6,6 +6,7 @@ about files or flags.
 """
 import dataclasses
 import importlib
+import pkgutil
 
 from fer_tf import hparams as hp
 from fer_tf.errors import UsageError
@@ -45,7 +46,8 @@ class ModelSpec:
     label_set: str = None             # None: whatever the record manifest says
     hparams: dict = dataclasses.field(default_factory=dict)
     description: str = ""
-    kind: str = "classifier"          # classifier (shared model_fn) | keras (model_to_estimator)
+    task: str = "classification"      # fer_tf/training/tasks.py: what it learns and how it runs
+    keras_model: callable = None      # Keras models: (num_classes, params) -> tf.keras.Model
 
     def hparam_specs(self):
         """name -> HParam: the shared declarations with this model's defaults and its own."""
@@ -60,10 +62,7 @@ class ModelSpec:
 
 
 _REGISTRY = {}
-# Model modules register themselves on import; listed here so `get` can find them by name.
-_MODULES = ("fer_tf.models.lenet7", "fer_tf.models.cliquenet", "fer_tf.models.smile_cnn",
-            "fer_tf.models.landmark_cnn", "fer_tf.models.vgg",
-            "fer_tf.models.vggface2")
+_LOADED = []
 
 
 def register(spec):
@@ -72,8 +71,13 @@ def register(spec):
 
 
 def _load_all():
-    for module in _MODULES:
-        importlib.import_module(module)
+    """Import every module of this package once: a model file registers itself on import, so
+    adding a model means adding one file."""
+    if _LOADED:
+        return
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    _LOADED.append(True)
 
 
 def names():

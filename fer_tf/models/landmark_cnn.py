@@ -56,5 +56,5 @@ SPEC = register(ModelSpec(
     hparams={"width": HParam(1.0, low=0, high=4, low_open=True), "dense_units": 1024, "keep_prob": 1.0, "batch_norm": True, "batch_size": 32,
              "epochs": 100, "learning_rate": 1e-4, "weight_decay": 0.0, "augment": True},
     description="the fourth seed's 68-point landmark CNN (MSE on crop-normalised points)",
-    kind="landmarks",
+    task="landmarks",
 ))

@@ -6,7 +6,7 @@ dropout and the output layer. Written TF1-style with tf.compat.v1.layers.
 """
 import tensorflow as tf
 
-from fer_tf.models import ModelSpec, register
+from fer_tf.models import ModelSpec, blocks, register
 
 layers = tf.compat.v1.layers
 
@@ -19,17 +19,9 @@ def normalize(images):
 def build(images, num_classes, is_training, params):
     x = images
     for i, (filters, size) in enumerate(zip(params["filters"], params["kernel_sizes"]), start=1):
-        x = layers.conv2d(x, filters, size, padding="same", use_bias=False, name=f"conv{i}")
-        x = layers.batch_normalization(x, training=is_training, name=f"bn{i}")
-        x = tf.nn.relu(x)
+        x = blocks.conv_bn_relu(x, filters, size, is_training, f"conv{i}", f"bn{i}")
         x = layers.max_pooling2d(x, 2, 2, name=f"pool{i}")
-    x = layers.flatten(x)
-    for j, units in enumerate(params["fc_units"], start=1):
-        x = layers.dense(x, units, use_bias=False, name=f"fc{j}")
-        x = layers.batch_normalization(x, training=is_training, name=f"fc{j}_bn")
-        x = tf.nn.relu(x)
-        x = layers.dropout(x, rate=1.0 - params["keep_prob"], training=is_training)
-    return layers.dense(x, num_classes, name="logits")
+    return blocks.dense_head(x, params["fc_units"], params["keep_prob"], is_training, num_classes)
 
 
 SPEC = register(ModelSpec(

@@ -5,12 +5,12 @@ Khaireddin & Chen 2021): stacks of 3x3 convolutions with batch norm, which a CPU
 to its peak (few, large convolutions — unlike CliqueNet's many small ones). Four blocks of two
 (conv 3x3 -> BN -> ReLU), 2x2 max-pool after each, then two dense layers with dropout.
 
-Trained on random `crop_size` crops of the 48 px face (see `heads.crop_views`): evaluation and
+Trained on random `crop_size` crops of the 48 px face (see `model_fn.crop_views`): evaluation and
 serving take the centre crop, or average ten crops when exported with ten-crop TTA.
 """
 import tensorflow as tf
 
-from fer_tf.models import ModelSpec, register
+from fer_tf.models import ModelSpec, blocks, register
 
 layers = tf.compat.v1.layers
 
@@ -24,17 +24,9 @@ def build(images, num_classes, is_training, params):
     x = images
     for b, width in enumerate(params["widths"], start=1):
         for c in range(1, params["convs_per_block"] + 1):
-            x = layers.conv2d(x, width, 3, padding="same", use_bias=False, name=f"block{b}_conv{c}")
-            x = layers.batch_normalization(x, training=is_training, name=f"block{b}_bn{c}")
-            x = tf.nn.relu(x)
+            x = blocks.conv_bn_relu(x, width, 3, is_training, f"block{b}_conv{c}", f"block{b}_bn{c}")
         x = layers.max_pooling2d(x, 2, 2, name=f"block{b}_pool")
-    x = layers.flatten(x)
-    for j, units in enumerate(params["fc_units"], start=1):
-        x = layers.dense(x, units, use_bias=False, name=f"fc{j}")
-        x = layers.batch_normalization(x, training=is_training, name=f"fc{j}_bn")
-        x = tf.nn.relu(x)
-        x = layers.dropout(x, rate=1.0 - params["keep_prob"], training=is_training)
-    return layers.dense(x, num_classes, name="logits")
+    return blocks.dense_head(x, params["fc_units"], params["keep_prob"], is_training, num_classes)
 
 
 SPEC = register(ModelSpec(

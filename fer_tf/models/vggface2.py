@@ -110,7 +110,7 @@ def set_trainable(model, mode):
 
 SPEC = register(ModelSpec(
     name="vggface2",
-    build=None,                     # a Keras model driven by model_to_estimator, see estimators.py
+    build=None,                     # a Keras model (keras_model) driven by model_to_estimator
     normalize=normalize,
     image_size=(224, 224, 3),
     hparams={"vggface2_mode": HParam("finetune", choices=("finetune", "features")),
@@ -118,7 +118,10 @@ SPEC = register(ModelSpec(
              "head_units": 512, "keep_prob": 0.5, "width": HParam(1.0, low=0, high=1, low_open=True),
              "weight_decay": 0.0},
     description="VGGFace2 ResNet50 (keras-vggface names) fine-tuned via model_to_estimator",
-    kind="keras",
+    task="keras",
+    keras_model=lambda num_classes, params: build_keras_model(
+        num_classes, params["vggface2_mode"], width=params["width"],
+        head_units=params["head_units"], keep_prob=params["keep_prob"]),
 ))
 
 
@@ -140,5 +143,8 @@ HEAD_SPEC = register(ModelSpec(
              "keep_prob": 0.5, "width": HParam(1.0, low=0, high=1, low_open=True),
              "weight_decay": 0.0, "augment": False},
     description="VGGFace2 feature-extraction head trained on a bottleneck cache (fer-tf bottleneck)",
-    kind="keras_head",
+    task="keras_head",
+    keras_model=lambda num_classes, params: build_head_model(
+        num_classes, max(1, int(round(2048 * params["width"]))), params["head_units"],
+        params["keep_prob"]),
 ))

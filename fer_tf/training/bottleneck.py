@@ -11,7 +11,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from fer_tf import atomic, inputs, keras_estimator, records
+from fer_tf import atomic
+from fer_tf.training import inputs, keras_estimator
+from fer_tf.training.config import RunSpec
+from fer_tf.data import records
 from fer_tf.errors import FerTfError
 from fer_tf.models import vggface2
 
@@ -44,8 +47,10 @@ def cache_features(data_dir, out_dir, weights_path=None, allow_random_init=False
         splits = {}
         for split in SPLITS:
             files = records.split_files(data_dir, manifest, split)
-            ds = inputs.make_dataset(files, manifest, training=False, batch_size=batch_size,
-                                     height=224, width=224, channels=3)
+            run = RunSpec(model="vggface2", classes=tuple(label_set.classes),
+                          image_size=(224, 224, 3))
+            parts = inputs.image_parts(manifest, {"augment": False}, run, training=False)
+            ds = inputs.make_dataset(files, parts, training=False, batch_size=batch_size)
             name = records.shard_name(split, 0, 1)
             counts = np.zeros(label_set.num_classes, dtype=np.int64)
             total = records.split_count(manifest, split)
@@ -58,14 +63,12 @@ def cache_features(data_dir, out_dir, weights_path=None, allow_random_init=False
                         counts[label] += 1
                     bar.update(len(labels))
             splits[split] = {"count": int(counts.sum()), "per_class": counts.tolist(), "shards": [name]}
-        cache_manifest = {
-            "format": records.FORMAT, "kind": "features", "feature_dim": dim,
-            "dataset": manifest["dataset"], "label_set": manifest["label_set"],
-            "image": manifest["image"], "has_votes": False, "splits": splits,
-            "source": {"records": os.path.abspath(data_dir), "records_source": manifest["source"],
-                       "vggface2_weights": os.path.basename(weights_path) if weights_path else None,
-                       "vggface2_weights_sha256": records.sha256_of(weights_path) if weights_path else None},
-            "options": {"width": width, "random_init": not weights_path},
-        }
-        atomic.write_json(os.path.join(tmp, records.MANIFEST), cache_manifest)
+        cache_manifest = records.write_manifest(tmp, records.Manifest(
+            dataset=manifest["dataset"], kind="features", label_set=manifest["label_set"],
+            image=manifest["image"], splits=splits,
+            source={"records": os.path.abspath(data_dir), "records_source": manifest["source"],
+                    "vggface2_weights": os.path.basename(weights_path) if weights_path else None,
+                    "vggface2_weights_sha256": records.sha256_of(weights_path) if weights_path else None},
+            options={"width": width, "random_init": not weights_path},
+            extra={"feature_dim": dim}))
     return cache_manifest

@@ -1,16 +1,21 @@
 """The run loop: RunConfig from flags (GPU and TF_CONFIG honoured), train_and_evaluate over the
 whole eval split, best-checkpoint SavedModel export, resume from the model dir."""
+import dataclasses
 import fcntl
+import glob
 import json
 import os
 import time
 
 import tensorflow as tf
 
-from fer_tf import atomic, heads, inputs, models, outputs, progress, records, serving
+from fer_tf import atomic, models
+from fer_tf.data import records
 from fer_tf.errors import FerTfError, UsageError
-
-RUN_META = outputs.RUN_META
+from fer_tf.outputs import META_FILE, RUN_META
+from fer_tf.training import inputs, progress, tasks
+from fer_tf.training.config import RunSpec
+from fer_tf.training.receivers import INPUT_KEY
 LOCK_FILE = ".fer_tf.lock"
 
 
@@ -105,20 +110,41 @@ def make_run_config(model_dir, save_steps, seed, strategy=None, mixed_precision=
         train_distribute=train_distribute, session_config=session_config(mixed_precision))
 
 
-def prepare(model_name, data_dir, overrides=None, splits=None):
-    """Resolve model spec, manifest, label set and the full params dict for a run."""
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Everything a run needs, resolved and checked before any work: the model, its task, the
+    record folder's manifest and label set, the hyper-parameters and the plumbing."""
+    spec: models.ModelSpec
+    task: tasks.Task
+    manifest: dict
+    label_set: object
+    params: dict
+    run: RunSpec
+
+
+def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, seed=None,
+            skip_corrupt=False):
+    """Resolve and check model, task, records and hyper-parameters (raises on any mismatch)."""
     spec = models.get(model_name)
+    task = tasks.of(spec)
     manifest = records.read_manifest(data_dir)
     label_set = records.manifest_label_set(manifest)
     if spec.label_set and spec.label_set != label_set.name:
         raise FerTfError(f"--data {data_dir}: records carry label set {label_set.name}, model "
                          f"{spec.name} needs {spec.label_set}")
+    have = records.kind(manifest)
+    if have != task.records:
+        hint = {"features": "a bottleneck cache from `fer-tf bottleneck`",
+                "landmarks": "landmark records (fer-tf records --dataset landmarks)",
+                "images": "image records"}
+        raise FerTfError(f"--data {data_dir}: model {spec.name} needs {hint[task.records]}, "
+                         f"this folder holds {have}")
     params = spec.resolve_hparams(overrides)
     height = spec.image_size[0]
     if params["crop_size"] >= height:
         raise UsageError(f"--hparams crop_size={params['crop_size']}: must be below the model's "
                          f"input size {height} (0 trains on the whole face)")
-    if params["lr_schedule"] == "plateau" and spec.kind in ("keras", "keras_head"):
+    if params["lr_schedule"] == "plateau" and not task.schedules:
         raise UsageError(f"--hparams lr_schedule=plateau: not available for the Keras model "
                          f"{spec.name}; use constant, cosine, step or exponential")
     if params["tta"] == "ten_crop" and not params["crop_size"]:
@@ -126,43 +152,20 @@ def prepare(model_name, data_dir, overrides=None, splits=None):
     if params["loss"] == "votes" and not manifest.get("has_votes"):
         raise FerTfError(f"--hparams loss=votes needs FER+ votes, but {data_dir} has none; "
                          "convert with --ferplus fer2013new.csv")
-    cached = manifest.get("kind") == "features"
-    if cached != (spec.kind == "keras_head"):
-        raise FerTfError(f"--data {data_dir}: model {spec.name} needs "
-                         + ("a bottleneck cache from `fer-tf bottleneck`" if not cached else
-                            "image records; this is a bottleneck cache (use --model vggface2_head)"))
-    if cached:
-        params["feature_dim"] = manifest["feature_dim"]
-    params.update(model=spec.name, data_dir=data_dir, classes=list(label_set.classes),
-                  image_size=list(spec.image_size),
-                  splits=splits or {},
-                  class_weight_values=class_weight_values(
-                      manifest, params["class_weights"], (splits or {}).get("train", "train")))
-    return spec, manifest, label_set, params
+    splits = {"train": "train", "eval": "eval", **(splits or {})}
+    run = RunSpec(model=spec.name, classes=tuple(label_set.classes),
+                  image_size=tuple(spec.image_size), data_dir=data_dir,
+                  train_split=splits["train"], eval_split=splits["eval"], max_steps=max_steps,
+                  class_weights=class_weight_values(manifest, params["class_weights"],
+                                                    splits["train"]),
+                  feature_dim=manifest.get("feature_dim"), skip_corrupt=skip_corrupt, seed=seed)
+    return Prepared(spec, task, manifest, label_set, params, run)
 
 
-def export_meta(spec, label_set, params):
-    return {"model": spec.name, "label_set": label_set.to_json(),
-            "image_size": list(spec.image_size), "input": serving.INPUT_KEY,
-            "hparams": {k: v for k, v in params.items()
-                        if k not in ("data_dir", "classes", "splits", "class_weight_values")}}
-
-
-def _higher_accuracy(best_eval_result, current_eval_result):
-    return current_eval_result["accuracy"] > best_eval_result["accuracy"]
-
-
-def _lower_nme(best_eval_result, current_eval_result):
-    return current_eval_result["nme"] < best_eval_result["nme"]
-
-
-def kind_parts(spec):
-    """(input_fn, serving receiver, best-export comparison) for the model's kind."""
-    if spec.kind == "landmarks":
-        from fer_tf import landmark_inputs
-        return (landmark_inputs.input_fn,
-                serving.landmark_serving_input_receiver_fn(spec.image_size[0]), _lower_nme)
-    return inputs.input_fn, serving.serving_input_receiver_fn(spec.image_size), _higher_accuracy
+def export_meta(prepared):
+    return {"model": prepared.spec.name, "label_set": prepared.label_set.to_json(),
+            "image_size": list(prepared.spec.image_size), "input": INPUT_KEY,
+            "hparams": prepared.params}
 
 
 def describe_damage(damaged):
@@ -194,16 +197,11 @@ class StepCountHook(tf.compat.v1.train.SessionRunHook):
                                       "steps_per_s_after_first": rate, "pid": os.getpid()})
 
 
-def make_estimator(spec, config, params, vggface2_weights=None, allow_random_init=False, log=print):
-    if spec.kind == "landmarks":
-        return tf.estimator.Estimator(heads.landmark_model_fn, config=config, params=params)
-    if spec.kind in ("keras", "keras_head"):
-        from fer_tf import keras_estimator
-        if spec.kind == "keras_head":
-            return keras_estimator.head_estimator(config, params)
-        return keras_estimator.vggface2_estimator(config, params, vggface2_weights,
-                                                  allow_random_init, log)
-    return tf.estimator.Estimator(heads.classifier_model_fn, config=config, params=params)
+def best_export(model_dir):
+    """The newest SavedModel under MODEL_DIR/export/best (None before the first export)."""
+    found = sorted(d for d in glob.glob(os.path.join(model_dir, "export", "best", "*"))
+                   if os.path.isfile(os.path.join(d, "saved_model.pb")))
+    return found[-1] if found else None
 
 
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
@@ -212,47 +210,47 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
           progress_bar=False, log=print):
     """train_and_evaluate; returns (final eval metrics, path of the best export). `splits` maps
     train/eval to other record splits (cross-validation folds)."""
-    spec, manifest, label_set, params = prepare(model_name, data_dir, overrides, splits)
-    epochs = epochs or params["epochs"]
-    splits = {"train": "train", "eval": "eval", **(params.get("splits") or {})}
-    n_train = records.split_count(manifest, splits["train"])
-    records.split_files(data_dir, manifest, splits["train"])
-    records.split_files(data_dir, manifest, splits["eval"])
+    prepared = prepare(model_name, data_dir, overrides, splits, seed=seed,
+                       skip_corrupt=skip_corrupt)
+    spec, task, manifest, params = prepared.spec, prepared.task, prepared.manifest, prepared.params
+    n_train = records.split_count(manifest, prepared.run.train_split)
+    records.split_files(data_dir, manifest, prepared.run.train_split)
+    records.split_files(data_dir, manifest, prepared.run.eval_split)
     steps_per_epoch = max(1, n_train // params["batch_size"])
-    max_steps = max_steps or epochs * steps_per_epoch
+    max_steps = max_steps or (epochs or params["epochs"]) * steps_per_epoch
+    run = dataclasses.replace(prepared.run, max_steps=max_steps)
     # The epochs actually run go into the export's metadata, not the model's default.
-    params.update(epochs=max_steps / steps_per_epoch, max_steps=max_steps, seed=seed,
-                  skip_corrupt=skip_corrupt)
+    params = {**params, "epochs": max_steps / steps_per_epoch}
+    prepared = dataclasses.replace(prepared, params=params, run=run)
     if skip_corrupt:
-        for split in (splits["train"], splits["eval"]):
+        for split in (run.train_split, run.eval_split):
             damaged = records.damaged_shards(data_dir, manifest, split)
             if damaged:
                 lost = sum(expected - readable for _, readable, expected, _ in damaged)
                 log(f"--skip-corrupt: skipping {lost} unreadable {split} record(s): "
                     + describe_damage(damaged))
     os.makedirs(model_dir, exist_ok=True)
-    meta = export_meta(spec, label_set, params)
     with ModelDirLock(model_dir):
-        check_run_meta(model_dir, {"model": spec.name, "label_set": label_set.name,
+        check_run_meta(model_dir, {"model": spec.name, "label_set": prepared.label_set.name,
                                    "image_size": list(spec.image_size), "data_dir": data_dir},
                        write=cluster_task_type() in (None, "chief", "master"))
-        meta_path = os.path.join(model_dir, serving.META_FILE)
+        meta_path = os.path.join(model_dir, META_FILE)
         labels_path = os.path.join(model_dir, "labels.txt")
-        atomic.write_json(meta_path, meta)
+        atomic.write_json(meta_path, export_meta(prepared))
         with atomic.atomic_file(labels_path) as f:
-            f.write("\n".join(label_set.classes) + "\n")
+            f.write("\n".join(run.classes) + "\n")
         save_steps = checkpoint_steps or steps_per_epoch * eval_every_epochs
         # Summaries at least once per evaluation, so even short runs draw curves.
         config = make_run_config(model_dir, save_steps, seed, strategy, params["mixed_precision"],
                                  summary_steps=max(1, min(100, save_steps)))
-        estimator = make_estimator(spec, config, params, vggface2_weights, allow_random_init, log)
+        estimator = task.estimator(config, params, run,
+                                   tasks.Options(vggface2_weights, allow_random_init, log))
         # A head trained on cached features has no image input of its own: `fer-tf export
         # --vggface2-weights` assembles base + head into an image-bytes SavedModel afterwards.
-        input_fn, receiver_fn, compare_fn = kind_parts(spec)
-        exporters = [] if spec.kind == "keras_head" else [tf.estimator.BestExporter(
-            name="best", serving_input_receiver_fn=receiver_fn,
-            compare_fn=compare_fn, exports_to_keep=1,
-            assets_extra={serving.META_FILE: meta_path, "labels.txt": labels_path})]
+        exporters = [] if task.receiver is None else [tf.estimator.BestExporter(
+            name="best", serving_input_receiver_fn=task.receiver(spec.image_size),
+            compare_fn=task.better, exports_to_keep=1,
+            assets_extra={META_FILE: meta_path, "labels.txt": labels_path})]
         hooks = [StepCountHook(model_dir)]
         bar = progress.ProgressBar(max_steps, params["batch_size"]) if progress_bar else None
         hooks += [bar] if bar else []
@@ -262,11 +260,13 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             hooks.append(progress.PlateauHook(model_dir, params["plateau_patience"],
                                               params["plateau_factor"]))
         train_spec = tf.estimator.TrainSpec(
-            lambda input_context=None: input_fn(tf.estimator.ModeKeys.TRAIN, params, input_context),
+            lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run,
+                                                       input_context),
             max_steps=max_steps, hooks=hooks)
         # steps=None: evaluate the whole eval split (the default of 100 steps would see a part).
         eval_spec = tf.estimator.EvalSpec(
-            lambda input_context=None: input_fn(tf.estimator.ModeKeys.EVAL, params, input_context),
+            lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.EVAL, params, run,
+                                                       input_context),
             steps=None, exporters=exporters, start_delay_secs=0, throttle_secs=0)
         log(f"training {spec.name} on {data_dir}: {n_train} faces, {steps_per_epoch} steps/epoch, "
             f"max_steps {max_steps}, model dir {model_dir}")
@@ -274,7 +274,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
         except tf.errors.DataLossError:
             # TensorFlow's message does not say which file; find the damaged shard(s) now.
-            damaged = [d for split in (splits["train"], splits["eval"])
+            damaged = [d for split in (run.train_split, run.eval_split)
                        for d in records.damaged_shards(data_dir, manifest, split)]
             raise FerTfError((describe_damage(damaged) if damaged else f"{data_dir}: corrupt "
                               "record data") + "; reconvert the records with `fer-tf records` or "
@@ -283,9 +283,9 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             if bar:
                 bar.close()
     metrics = result[0] if result else None
-    if metrics is None or spec.kind == "keras_head":
+    if metrics is None or task.receiver is None:
         return metrics, None
-    return metrics, serving.resolve_export(model_dir)
+    return metrics, best_export(model_dir)
 
 
 def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, epochs=None,

@@ -7,6 +7,8 @@ import math
 
 import tensorflow as tf
 
+from fer_tf.data.ibug300w import MIRROR
+
 
 def decode_image(encoded, height, width, channels):
     """Encoded PNG/JPEG/BMP bytes of any size, grey or colour (alpha dropped) -> float32 HxWxC."""
@@ -74,3 +76,38 @@ def augment(image, pad=4, max_rotation_degrees=10.0, flip=True, brightness=25.0,
     if erasing:
         image = random_erase(image, erasing)
     return image
+
+
+def augment_with_points(image, points, max_rotation=15.0, scale_range=(0.9, 1.1), max_shift=0.05, seed=None):
+    """Landmark training augmentation that moves pixels and points together: flip (with the
+    68-point mirror permutation), rotation, scale, shift, colour. image float [0,255] SxSx3,
+    points (68, 2) in [0, 1] crop coordinates (pixel u = x * S)."""
+    size = float(image.shape[0])
+    flip = tf.random.uniform([], seed=seed) < 0.5
+    image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+    # Flipping pixel u to S-1-u: the point that was landmark MIRROR[i] becomes landmark i.
+    flipped = tf.stack([(size - 1) / size - tf.gather(points, MIRROR)[:, 0],
+                        tf.gather(points, MIRROR)[:, 1]], axis=1)
+    points = tf.cond(flip, lambda: flipped, lambda: points)
+    angle = tf.random.uniform([], -max_rotation, max_rotation) * math.pi / 180
+    scale = tf.random.uniform([], *scale_range)
+    shift = tf.random.uniform([2], -max_shift, max_shift) * size
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    centre = (size - 1) / 2
+    # Forward, in pixels: p' = C + s R (p - C) + t. The image op needs the inverse (output -> input).
+    pixels = points * size - centre
+    moved = tf.stack([cos * pixels[:, 0] - sin * pixels[:, 1],
+                      sin * pixels[:, 0] + cos * pixels[:, 1]], axis=1) * scale + centre + shift
+    m00, m01, m10, m11 = cos / scale, sin / scale, -sin / scale, cos / scale
+    ox, oy = centre + shift[0], centre + shift[1]
+    transform = tf.stack([m00, m01, centre - m00 * ox - m01 * oy,
+                          m10, m11, centre - m10 * ox - m11 * oy, 0.0, 0.0])
+    image = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.shape(image)[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+    image = tf.image.random_brightness(image, 25.0)
+    image = tf.image.random_contrast(image, 0.8, 1.2)
+    image = tf.image.random_saturation(image, 0.8, 1.2)
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    image.set_shape([int(size), int(size), 3])
+    return image, moved / size

@@ -5,9 +5,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fer_tf import atomic, records
+from fer_tf import atomic
+from fer_tf.data import records
 from fer_tf import labels as label_sets
-from fer_tf.datasets import fer2013
+from fer_tf.data import fer2013
 from fer_tf.errors import FerTfError
 
 SPLITS = ("train", "eval", "test")
@@ -15,6 +16,12 @@ SPLITS = ("train", "eval", "test")
 
 def default_shards(train_shards):
     return {"train": train_shards, "eval": max(1, train_shards // 4), "test": max(1, train_shards // 4)}
+
+
+def archive_source(source):
+    """A converter's source: an archive (name and SHA-256) or a folder (name only)."""
+    return {"path": os.path.basename(source),
+            "sha256": records.sha256_of_checked(source) if os.path.isfile(source) else None}
 
 
 def resize_face(image, size, channels):
@@ -84,19 +91,13 @@ def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, s
             hint = ("use --split stratified or a csv with Training, PublicTest and PrivateTest rows"
                     if split == "usage" else "the csv has too few rows per class")
             raise FerTfError(f"{csv_path}: split(s) {', '.join(empty)} would be empty; {hint}")
-        manifest = {
-            "format": records.FORMAT,
-            "dataset": "ferplus" if ferplus_path else "fer2013",
-            "label_set": label_set.to_json(),
-            "image": {"height": size, "width": size, "channels": channels, "encoding": "png"},
-            "has_votes": bool(ferplus_path),
-            "splits": summary,
-            "source": source,
-            "read": stats.to_json(),
-            "options": {"split": split, "seed": seed if split == "stratified" else None,
-                        "shards": shards, "skip_bad": skip_bad},
-        }
-        atomic.write_json(os.path.join(tmp, records.MANIFEST), manifest)
+        manifest = records.write_manifest(tmp, records.Manifest(
+            dataset="ferplus" if ferplus_path else "fer2013", label_set=label_set.to_json(),
+            image=records.Manifest.image_info(size, channels), has_votes=bool(ferplus_path),
+            splits=summary, source=source,
+            options={"split": split, "seed": seed if split == "stratified" else None,
+                     "shards": shards, "skip_bad": skip_bad},
+            extra={"read": stats.to_json()}))
     for message in stats.bad_examples:
         log(f"skipped: {message}")
     if stats.bad_rows:
@@ -111,7 +112,7 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
     train/eval/test alias folds 0..K-3, K-2, K-1). Photos without a detected face are listed in
     the manifest and dropped, or centre-cropped with `centre_crop_fallback`."""
     from fer_tf import faces
-    from fer_tf.datasets import genki4k
+    from fer_tf.data import genki4k
     if folds < 3:
         raise FerTfError(f"--folds must be at least 3, got {folds}")
     label_set = label_sets.SMILE2
@@ -148,24 +149,19 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
                 writer.write(names[fold_of[i]], example, photo.smile)
         finally:
             writer.close()
-        manifest = {
-            "format": records.FORMAT,
-            "dataset": "genki4k",
-            "label_set": label_set.to_json(),
-            "image": {"height": size, "width": size, "channels": channels, "encoding": "png"},
-            "has_votes": False,
-            "splits": writer.split_summary(),
-            "split_aliases": {"train": "+".join(names[:-2]), "eval": names[-2], "test": names[-1]},
-            "folds": {"count": folds, "seed": seed, "stratified_by": "smile"},
-            "faces": {"photos": len(smiles), "detected": len(smiles) - len(failed) - len(unreadable)
-                      - len(centre_cropped), "detection_failed": failed,
-                      "centre_cropped": centre_cropped, "unreadable": unreadable},
-            "source": {"path": os.path.basename(source),
-                       "sha256": records.sha256_of_checked(source) if os.path.isfile(source) else None},
-            "options": {"size": size, "channels": channels, "centre_crop_fallback": centre_crop_fallback,
-                        "upsample": upsample},
-        }
-        atomic.write_json(os.path.join(tmp, records.MANIFEST), manifest)
+        manifest = records.write_manifest(tmp, records.Manifest(
+            dataset="genki4k", label_set=label_set.to_json(),
+            image=records.Manifest.image_info(size, channels), splits=writer.split_summary(),
+            source=archive_source(source),
+            options={"size": size, "channels": channels,
+                     "centre_crop_fallback": centre_crop_fallback, "upsample": upsample},
+            extra={"split_aliases": {"train": "+".join(names[:-2]), "eval": names[-2],
+                                     "test": names[-1]},
+                   "folds": {"count": folds, "seed": seed, "stratified_by": "smile"},
+                   "faces": {"photos": len(smiles),
+                             "detected": len(smiles) - len(failed) - len(unreadable)
+                             - len(centre_cropped), "detection_failed": failed,
+                             "centre_cropped": centre_cropped, "unreadable": unreadable}}))
     log(f"faces found in {manifest['faces']['detected']} of {len(smiles)} photos"
         + (f"; {len(failed)} without a face dropped" if failed else "")
         + (f"; {len(centre_cropped)} centre-cropped" if centre_cropped else "")
@@ -178,8 +174,9 @@ def convert_landmarks(source, out_dir, size=128, val_fraction=0.1, seed=0, progr
     (a seeded `val_fraction` of it held out as eval), test on helen_testset. The crop is taken
     around the dlib detector's box where it finds the face (IoU > 0.3 with the points' box), else
     around the ground-truth box; the box and window are stored so points map back to the photo."""
-    from fer_tf import faces, landmark_crops
-    from fer_tf.datasets import ibug300w
+    from fer_tf import faces
+    from fer_tf.faces import crops as landmark_crops
+    from fer_tf.data import ibug300w
     pipeline = faces.FacePipeline()
     label_set = label_sets.LANDMARKS68
     rng = np.random.RandomState(seed)
@@ -204,18 +201,13 @@ def convert_landmarks(source, out_dir, size=128, val_fraction=0.1, seed=0, progr
                     writer.write(split, example, 0)
         finally:
             writer.close()
-        manifest = {
-            "format": records.FORMAT, "kind": "landmarks", "dataset": "ibug300w",
-            "label_set": label_set.to_json(),
-            "image": {"height": size, "width": size, "channels": 3, "encoding": "png"},
-            "has_votes": False, "splits": writer.split_summary(),
-            "boxes": box_sources, "crop_scale": landmark_crops.CROP_SCALE,
-            "source": {"path": os.path.basename(source),
-                       "sha256": records.sha256_of_checked(source) if os.path.isfile(source) else None},
-            "options": {"size": size, "val_fraction": val_fraction, "seed": seed,
-                        "train": list(ibug300w.TRAIN_SUBSETS), "test": list(ibug300w.TEST_SUBSETS)},
-        }
-        atomic.write_json(os.path.join(tmp, records.MANIFEST), manifest)
+        manifest = records.write_manifest(tmp, records.Manifest(
+            dataset="ibug300w", kind="landmarks", label_set=label_set.to_json(),
+            image=records.Manifest.image_info(size, 3), splits=writer.split_summary(),
+            source=archive_source(source),
+            options={"size": size, "val_fraction": val_fraction, "seed": seed,
+                     "train": list(ibug300w.TRAIN_SUBSETS), "test": list(ibug300w.TEST_SUBSETS)},
+            extra={"boxes": box_sources, "crop_scale": landmark_crops.CROP_SCALE}))
     log(f"face boxes: {box_sources['detector']} from the dlib detector, "
         f"{box_sources['ground_truth']} from the ground-truth points")
     return manifest
@@ -223,7 +215,7 @@ def convert_landmarks(source, out_dir, size=128, val_fraction=0.1, seed=0, progr
 
 def face_box(pipeline, rgb, points):
     """The detector's box overlapping the annotated face, else the points' own box."""
-    from fer_tf import landmark_crops
+    from fer_tf.faces import crops as landmark_crops
     truth = landmark_crops.box_of(points)
     pipeline.upsample = int(max(rgb.shape[:2]) < 256)
     for box, _ in pipeline.detect(rgb):

@@ -1,29 +1,30 @@
 """Standalone exports of a training run's best SavedModel, and ensembles of exports.
 
-Classifiers are rebuilt from their metadata and weights (fer_tf/rebuild.py): the export gets the
+Classifiers are rebuilt from their metadata and weights (fer_tf/serving/rebuild.py): the export gets the
 raw-faces signature beside `image_bytes`, optionally float16 storage (half the size on disk; the
 computation stays float32 — weights are cast once at load) and test-time views in the graph.
 """
+import json
 import os
 import shutil
+import tempfile
 
 import tensorflow as tf
 
-from fer_tf import atomic, models, rebuild, serving
+from fer_tf import atomic, models
 from fer_tf.errors import FerTfError
-
-v1 = tf.compat.v1
+from fer_tf.models import vggface2
+from fer_tf.outputs import META_FILE, RUN_META
+from fer_tf.serving import exported
+from fer_tf.serving import rebuild
+from fer_tf.training import keras_estimator, tasks
+from fer_tf.training.config import RunSpec
 
 
 def assemble_vggface2(model_dir, out, weights_path=None, allow_random_init=False, log=print):
     """Base (from the VGGFace2 weights file) + head (from a vggface2_head run's latest
     checkpoint) -> one SavedModel that takes image bytes, like every other export."""
-    import json
-    import tempfile
-
-    from fer_tf import keras_estimator
-    from fer_tf.models import vggface2
-    with open(os.path.join(model_dir, serving.META_FILE)) as f:
+    with open(os.path.join(model_dir, META_FILE)) as f:
         meta = json.load(f)
     hp = meta["hparams"]
     classes = list(meta["label_set"]["classes"])
@@ -40,13 +41,13 @@ def assemble_vggface2(model_dir, out, weights_path=None, allow_random_init=False
     meta.update(model="vggface2", image_size=[224, 224, 3], assembled_from=checkpoint)
     meta["hparams"] = {**hp, "vggface2_mode": "features"}
     work = tempfile.mkdtemp(prefix="fer_tf_assemble_")
-    meta_path, labels_path = os.path.join(work, serving.META_FILE), os.path.join(work, "labels.txt")
+    meta_path, labels_path = os.path.join(work, META_FILE), os.path.join(work, "labels.txt")
     atomic.write_json(meta_path, meta)
     with open(labels_path, "w") as f:
         f.write("\n".join(classes) + "\n")
     path = keras_estimator.export_keras_model(
-        model, {**hp, "classes": classes, "class_weight_values": None}, (224, 224, 3),
-        {serving.META_FILE: meta_path, "labels.txt": labels_path}, os.path.join(work, "export"))
+        model, hp, RunSpec.for_export(meta), {META_FILE: meta_path, "labels.txt": labels_path},
+        os.path.join(work, "export"))
     with atomic.atomic_directory(out) as tmp:
         os.rmdir(tmp)
         shutil.copytree(path, tmp)
@@ -55,8 +56,7 @@ def assemble_vggface2(model_dir, out, weights_path=None, allow_random_init=False
 
 
 def is_head_run(model_dir):
-    import json
-    path = os.path.join(model_dir, "fer_tf_run.json")
+    path = os.path.join(model_dir, RUN_META)
     if not os.path.isfile(path):
         return False
     with open(path) as f:
@@ -66,9 +66,9 @@ def is_head_run(model_dir):
 def export(model_dir, out, float16=False, tta=None):
     """A standalone SavedModel of a run's best export (or of an export): classifiers are rebuilt
     (both signatures; float16 storage and test-time views on request), others are copied."""
-    source = serving.resolve_export(model_dir, "--model-dir")
-    meta = serving.read_meta(source)       # refuses exports that carry no label set
-    rebuildable = meta["model"] == "ensemble" or models.get(meta["model"]).kind == "classifier"
+    source = exported.resolve_export(model_dir, "--model-dir")
+    meta = exported.read_meta(source)       # refuses exports that carry no label set
+    rebuildable = meta["model"] == "ensemble" or tasks.of(models.get(meta["model"])).rebuildable
     if not rebuildable and (float16 or tta):
         raise FerTfError(f"--model-dir {model_dir}: --float16 and --tta apply to classifiers; "
                          f"{meta['model']} is exported as it is")
@@ -88,8 +88,8 @@ def ensemble(member_paths, out, weights=None, float16=False, tta=None):
     """One SavedModel averaging the members' probabilities (weighted), same signatures."""
     metas, readers = [], {}
     for k, path in enumerate(member_paths):
-        source = serving.resolve_export(path, "members:")
-        meta = serving.read_meta(source)
+        source = exported.resolve_export(path, "members:")
+        meta = exported.read_meta(source)
         meta["path"] = path
         metas.append(meta)
         readers[f"member{k}"] = rebuild.weight_source(source)

@@ -4,9 +4,12 @@ model_to_estimator gives a model_fn whose predictions are the Keras outputs; it 
 export carries the same `probabilities`, `classes`, `class_names` signature and the evaluation the
 same per-class metrics as the shared classifier model_fn.
 """
+import tempfile
+
 import tensorflow as tf
 
-from fer_tf import heads, vggface2_weights
+from fer_tf.training import model_fn, receivers
+from fer_tf.models import vggface2_weights
 from fer_tf.errors import FerTfError
 from fer_tf.models import vggface2
 
@@ -23,7 +26,7 @@ def weighted_sparse_ce(class_weights):
 
 
 def with_class_outputs(keras_model_fn, class_names):
-    def model_fn(features, labels, mode, config):
+    def wrapped(features, labels, mode, config):
         spec = keras_model_fn(features, labels, mode, config)
         probabilities = spec.predictions["probabilities"]
         class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
@@ -31,20 +34,14 @@ def with_class_outputs(keras_model_fn, class_names):
             predictions = {"probabilities": probabilities, "classes": class_ids,
                            "class_names": tf.gather(tf.constant(class_names), class_ids)}
             return spec._replace(predictions=predictions, export_outputs={
-                heads.SERVING_KEY: tf.estimator.export.PredictOutput(predictions)})
+                model_fn.SERVING_KEY: tf.estimator.export.PredictOutput(predictions)})
         if mode == tf.estimator.ModeKeys.EVAL:
             labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-            metrics = {**spec.eval_metric_ops, **heads.eval_metrics(labels, class_ids, class_names)}
+            metrics = {**spec.eval_metric_ops, **model_fn.eval_metrics(labels, class_ids, class_names)}
             return spec._replace(eval_metric_ops=metrics)
         return spec
 
-    return model_fn
-
-
-def build_vggface2(params, num_classes):
-    return vggface2.build_keras_model(
-        num_classes, params["vggface2_mode"], params["image_size"], width=params["width"],
-        head_units=params["head_units"], keep_prob=params["keep_prob"])
+    return wrapped
 
 
 def load_or_refuse(model, weights_path, allow_random_init, log):
@@ -60,10 +57,10 @@ def load_or_refuse(model, weights_path, allow_random_init, log):
                          "--allow-random-init to train from random weights instead")
 
 
-def to_estimator(model, config, params):
+def to_estimator(model, config, params, run):
     """Compile, model_to_estimator, and wrap for the shared signature and metrics."""
-    classes = params["classes"]
-    loss = (weighted_sparse_ce(params["class_weight_values"]) if params.get("class_weight_values")
+    classes = list(run.classes)
+    loss = (weighted_sparse_ce(run.class_weights) if run.class_weights
             else "sparse_categorical_crossentropy")
     # model_to_estimator needs a legacy (TF1-compatible) optimizer.
     optimizer = tf.keras.optimizers.legacy.Adam(params["learning_rate"])
@@ -79,26 +76,25 @@ def to_estimator(model, config, params):
                                   warm_start_from=keras_est._warm_start_settings)
 
 
-def vggface2_estimator(config, params, weights_path=None, allow_random_init=False, log=print):
-    model = build_vggface2(params, len(params["classes"]))
+def vggface2_estimator(config, params, run, weights_path=None, allow_random_init=False, log=print):
+    model = vggface2.build_keras_model(
+        len(run.classes), params["vggface2_mode"], run.image_size, width=params["width"],
+        head_units=params["head_units"], keep_prob=params["keep_prob"])
     load_or_refuse(model, weights_path, allow_random_init, log)
-    return to_estimator(model, config, params)
+    return to_estimator(model, config, params, run)
 
 
-def head_estimator(config, params):
-    model = vggface2.build_head_model(len(params["classes"]), params["feature_dim"],
-                                      params["head_units"], params["keep_prob"])
-    return to_estimator(model, config, params)
+def head_estimator(config, params, run):
+    model = vggface2.build_head_model(len(run.classes), run.feature_dim, params["head_units"],
+                                      params["keep_prob"])
+    return to_estimator(model, config, params, run)
 
 
-def export_keras_model(model, params, image_size, assets_extra, export_base):
+def export_keras_model(model, params, run, assets_extra, export_base):
     """Export a Keras model (weights as they are now) with the shared serving signature."""
-    import tempfile
-
-    from fer_tf import serving
     config = tf.estimator.RunConfig(model_dir=tempfile.mkdtemp(prefix="fer_tf_keras_export_"))
-    estimator = to_estimator(model, config, params)
+    estimator = to_estimator(model, config, params, run)
     path = estimator.export_saved_model(
-        export_base, serving.serving_input_receiver_fn(image_size), assets_extra=assets_extra,
+        export_base, receivers.serving_input_receiver_fn(run.image_size), assets_extra=assets_extra,
         checkpoint_path=estimator._warm_start_settings.ckpt_to_initialize_from)
     return path.decode() if isinstance(path, bytes) else path

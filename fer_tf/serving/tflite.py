@@ -11,14 +11,17 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, evaluate, preprocess, rebuild, serving
+from fer_tf import atomic
+from fer_tf.data import preprocess
+from fer_tf.data import records
+from fer_tf.serving import exported, rebuild
 
 v1 = tf.compat.v1
 
 
 def convert(model_path, out_file):
-    source = serving.resolve_export(model_path, "--model-dir")
-    meta = serving.read_meta(source)
+    source = exported.resolve_export(model_path, "--model-dir")
+    meta = exported.read_meta(source)
     with tf.Graph().as_default():
         image = v1.placeholder(tf.float32, [1, *meta["image_size"]], name="image")
         probabilities = rebuild.probabilities_from_faces(meta, image)
@@ -50,12 +53,12 @@ class TFLiteModel:
 
 def agreement(tflite_path, model_path, data_dir, split="test", limit=None):
     """Top-1 agreement and the largest probability difference vs the SavedModel on a split."""
-    saved = serving.ExportedModel(model_path, "--model-dir")
+    saved = exported.ExportedModel(model_path, "--model-dir")
     lite = TFLiteModel(tflite_path)
     height, width, channels = saved.image_size
     same = total = 0
     max_diff = 0.0
-    for encoded, _ in evaluate.iter_split(data_dir, split, 64):
+    for encoded, _ in records.iter_split(data_dir, split, 64):
         reference = saved.predict(encoded)
         for png, ref in zip(encoded, reference):
             image = preprocess.decode_image(tf.constant(png), height, width, channels).numpy()

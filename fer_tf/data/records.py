@@ -4,16 +4,16 @@ Each example holds one face: PNG bytes, height, width, channels, label, source r
 the 10 annotator votes. A record folder holds `SPLIT-NNNNN-of-MMMMM.tfrecord` shards and a
 `manifest.json` that says what is inside (counts, image size, label set, source checksum).
 """
+import dataclasses
 import hashlib
-import json
 import os
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
+from fer_tf import atomic, outputs
 from fer_tf import labels as label_sets
-from fer_tf import outputs
 from fer_tf.errors import FerTfError
 
 MANIFEST = "manifest.json"
@@ -133,19 +133,45 @@ def sha256_of_checked(path):
         raise FerTfError(f"{path}: cannot read ({e.strerror}); pass a readable file") from None
 
 
+@dataclasses.dataclass
+class Manifest:
+    """What every record folder's manifest.json says, typed: what the folder holds (`kind`:
+    images, features or landmarks), its label set, image size, splits (counts per class and
+    shards), where it came from and with which options; `extra` holds what one converter adds
+    (read statistics, folds, detection counts ...)."""
+    dataset: str
+    label_set: dict
+    splits: dict
+    source: dict
+    options: dict
+    image: dict = None                 # {"height", "width", "channels", "encoding"}
+    kind: str = "images"
+    has_votes: bool = False
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @staticmethod
+    def image_info(size, channels):
+        return {"height": size, "width": size, "channels": channels, "encoding": "png"}
+
+    def to_json(self):
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        return {"format": FORMAT, **fields, **self.extra}
+
+
+def write_manifest(folder, manifest):
+    """Write a Manifest into a record folder being built; returns its JSON form."""
+    data = manifest.to_json()
+    atomic.write_json(os.path.join(folder, MANIFEST), data)
+    return data
+
+
 def read_manifest(directory):
     path = os.path.join(directory, MANIFEST)
     if not os.path.isdir(directory):
         raise FerTfError(f"{directory}: no such record folder; create it with `fer-tf records` "
                          "(or `make records`)")
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        raise FerTfError(f"{path}: missing; {directory} is not a finished record folder, rerun "
-                         "`fer-tf records`") from None
-    except json.JSONDecodeError as e:
-        raise FerTfError(f"{path}: not valid JSON ({e}); rerun `fer-tf records`") from None
+    manifest = atomic.read_json(path, f"{directory} is not a finished record folder; rerun "
+                                      "`fer-tf records`")
     if manifest.get("format") != FORMAT:
         raise FerTfError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}; rerun "
                          "`fer-tf records` with this version")
@@ -161,6 +187,12 @@ def resolve_split(manifest, split):
     (GENKI's train = fold0+...+fold7), or an explicit `fold1+fold2` union."""
     name = manifest.get("split_aliases", {}).get(split, split)
     return name.split("+")
+
+
+def kind(manifest):
+    """What a record folder holds: images (faces + labels), features (a bottleneck cache) or
+    landmarks (crops + 68 points)."""
+    return manifest.get("kind", "images")
 
 
 def split_files(directory, manifest, split):
@@ -245,3 +277,19 @@ def feature_spec(has_votes):
     if has_votes:
         spec["ferplus/votes"] = tf.io.FixedLenFeature([NUM_VOTES], tf.int64)
     return spec
+
+
+def iter_split(data_dir, split, batch_size):
+    """(encoded PNG batch, labels) straight from the records; a corrupt shard is named."""
+    manifest = read_manifest(data_dir)
+    files = split_files(data_dir, manifest, split)
+    spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64)}
+    for path in files:
+        ds = tf.data.TFRecordDataset(path).map(lambda s: tf.io.parse_single_example(s, spec))
+        try:
+            for batch in ds.batch(batch_size):
+                yield batch["image/encoded"].numpy(), batch["label"].numpy()
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            raise FerTfError(f"{path}: corrupt record shard ({e.message.splitlines()[0][:120]}); "
+                             "reconvert with `fer-tf records`") from None

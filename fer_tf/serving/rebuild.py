@@ -19,12 +19,17 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, heads, models, preprocess, serving
+from fer_tf import atomic, models
+from fer_tf.data import preprocess
 from fer_tf.errors import FerTfError
+from fer_tf.outputs import META_FILE
+from fer_tf.serving import exported
+from fer_tf.training import model_fn, tasks
+from fer_tf.training.config import RunSpec
+from fer_tf.training.receivers import INPUT_KEY
 
 v1 = tf.compat.v1
-FACES_KEY = "faces"
-FACES_SIGNATURE = "faces"
+FACES_KEY = FACES_SIGNATURE = exported.FACES_SIGNATURE
 
 
 def members(meta):
@@ -52,13 +57,15 @@ def _probabilities(meta, member_images):
     total, weights = 0.0, 0.0
     for k, (scope, member, weight) in enumerate(members(meta)):
         spec = models.get(member["model"])
-        if spec.kind != "classifier":
+        if not tasks.of(spec).rebuildable:
             raise FerTfError(f"{member['model']}: only classifiers on the shared model_fn can be "
                              "rebuilt (not Keras or landmark models)")
-        params = {**member["hparams"], "classes": classes}
+        run = RunSpec(model=member["model"], classes=tuple(classes),
+                      image_size=tuple(member["image_size"]))
         with v1.variable_scope(scope or v1.get_variable_scope(), reuse=v1.AUTO_REUSE):
-            out = heads.classifier_model_fn({"image": member_images(k, member)}, None,
-                                            tf.estimator.ModeKeys.PREDICT, params)
+            out = model_fn.classifier_model_fn(run)({"image": member_images(k, member)}, None,
+                                                    tf.estimator.ModeKeys.PREDICT,
+                                                    member["hparams"])
         total += weight * out.predictions["probabilities"]
         weights += weight
     return total / weights
@@ -102,7 +109,7 @@ def build_graph(meta, float16=False):
     """-> (signature_def_map, init op or None) in the current graph."""
     classes = list(meta["label_set"]["classes"])
     storage = Float16Storage() if float16 else None
-    image_bytes = v1.placeholder(tf.string, [None], name=serving.INPUT_KEY)
+    image_bytes = v1.placeholder(tf.string, [None], name=INPUT_KEY)
     faces = v1.placeholder(tf.uint8, [None, *meta["image_size"]], name=FACES_KEY)
 
     def decoded(k, member):
@@ -115,7 +122,7 @@ def build_graph(meta, float16=False):
         from_faces = _outputs(probabilities_from_faces(meta, tf.cast(faces, tf.float32)), classes)
     signatures = {
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: v1.saved_model.predict_signature_def(
-            {serving.INPUT_KEY: image_bytes}, from_bytes),
+            {INPUT_KEY: image_bytes}, from_bytes),
         FACES_SIGNATURE: v1.saved_model.predict_signature_def({FACES_KEY: faces}, from_faces),
     }
     return signatures, (storage.init_op() if storage else None)
@@ -151,7 +158,7 @@ def write(meta, readers, out_dir, float16=False):
             builder.save()
     extra = os.path.join(out_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
-    atomic.write_json(os.path.join(extra, serving.META_FILE),
+    atomic.write_json(os.path.join(extra, META_FILE),
                       {k: v for k, v in meta.items() if k not in ("label_set_obj", "path")})
     with open(os.path.join(extra, "labels.txt"), "w") as f:
         f.write("\n".join(meta["label_set"]["classes"]) + "\n")
@@ -188,7 +195,7 @@ def ensemble_meta(member_metas, weights=None):
         raise FerTfError(f"--weights: give one positive weight per member ({len(member_metas)})")
     sizes = np.array([m["image_size"] for m in member_metas])
     return {"model": "ensemble", "label_set": first["label_set"],
-            "image_size": [int(v) for v in sizes.max(axis=0)], "input": serving.INPUT_KEY,
+            "image_size": [int(v) for v in sizes.max(axis=0)], "input": INPUT_KEY,
             "members": [{"model": m["model"], "hparams": m["hparams"],
                          "image_size": m["image_size"], "weight": float(w),
                          "source": os.path.basename(os.path.normpath(m["path"]))}

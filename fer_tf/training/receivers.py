@@ -1,16 +1,14 @@
-"""The SavedModel serving signature (encoded image bytes in) and reading an export back."""
-import glob
-import json
-import os
+"""The serving input receivers the Estimator exports with: what a SavedModel's signature takes.
 
+- classifiers: `image_bytes`, a batch of PNG/JPEG/BMP strings of any size, grey or colour, decoded
+  by the same function training uses;
+- landmarks: `image_bytes` (any photo) and an optional face `box`.
+"""
 import tensorflow as tf
 
-from fer_tf import labels as label_sets
-from fer_tf import preprocess
-from fer_tf.errors import FerTfError
+from fer_tf.data import preprocess
 
 INPUT_KEY = "image_bytes"
-META_FILE = "fer_tf.json"
 
 
 def serving_input_receiver_fn(image_size):
@@ -64,54 +62,3 @@ def landmark_serving_input_receiver_fn(size=128, crop_scale=1.5):
             receiver_tensors_alternatives={"image_only": {INPUT_KEY: image_bytes}})
 
     return receiver
-
-
-def is_saved_model(path):
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-def resolve_export(path, flag="--model"):
-    """A SavedModel directory, or a training model dir whose best export is used."""
-    if not os.path.exists(path):
-        raise FerTfError(f"{flag} {path}: no such directory; pass a SavedModel or a model dir")
-    if is_saved_model(path):
-        return path
-    candidates = sorted(d for d in glob.glob(os.path.join(path, "export", "best", "*"))
-                        if is_saved_model(d))
-    if not candidates:
-        raise FerTfError(f"{flag} {path}: neither a SavedModel nor a model dir with an export "
-                         "(export/best/*); train it first or point at an exported model")
-    return candidates[-1]
-
-
-def read_meta(export_dir):
-    path = os.path.join(export_dir, "assets.extra", META_FILE)
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise FerTfError(f"{export_dir}: SavedModel has no assets.extra/{META_FILE}; it was not "
-                         "exported by fer-tf, so its label set is unknown") from None
-    meta["label_set_obj"] = label_sets.from_json(meta["label_set"])
-    return meta
-
-
-class ExportedModel:
-    """A loaded SavedModel: `predict(list of encoded images) -> probabilities (N, classes)`."""
-
-    def __init__(self, path, flag="--model"):
-        self.path = resolve_export(path, flag)
-        self.meta = read_meta(self.path)
-        self.label_set = self.meta["label_set_obj"]
-        self.image_size = tuple(self.meta["image_size"])
-        try:
-            loaded = tf.saved_model.load(self.path)
-        except (OSError, ValueError, tf.errors.OpError) as e:
-            raise FerTfError(f"{self.path}: cannot load SavedModel ({type(e).__name__}); "
-                             "re-export it") from None
-        self._loaded = loaded
-        self._fn = loaded.signatures["serving_default"]
-
-    def predict(self, encoded_images):
-        out = self._fn(**{INPUT_KEY: tf.constant(list(encoded_images), dtype=tf.string)})
-        return out["probabilities"].numpy()

@@ -1,0 +1,24 @@
+"""Layer blocks several architectures share (TF1-style tf.compat.v1.layers); the variable names
+are the caller's, so checkpoints keep loading."""
+import tensorflow as tf
+
+layers = tf.compat.v1.layers
+
+
+def conv_bn_relu(x, filters, size, is_training, conv_name, bn_name):
+    """conv (no bias: batch norm has one) -> batch norm -> ReLU."""
+    x = layers.conv2d(x, filters, size, padding="same", use_bias=False, name=conv_name)
+    x = layers.batch_normalization(x, training=is_training, name=bn_name)
+    return tf.nn.relu(x)
+
+
+def dense_head(x, units, keep_prob, is_training, num_classes):
+    """flatten -> (dense -> batch norm -> ReLU -> dropout) per entry of `units` -> logits;
+    variables fc1, fc1_bn, ..., logits."""
+    x = layers.flatten(x)
+    for j, width in enumerate(units, start=1):
+        x = layers.dense(x, width, use_bias=False, name=f"fc{j}")
+        x = layers.batch_normalization(x, training=is_training, name=f"fc{j}_bn")
+        x = tf.nn.relu(x)
+        x = layers.dropout(x, rate=1.0 - keep_prob, training=is_training)
+    return layers.dense(x, num_classes, name="logits")

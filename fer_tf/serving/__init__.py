@@ -1,0 +1,2 @@
+"""Serving: loading exports (exported), rebuilding their graphs (rebuild), standalone exports and
+ensembles (export) and TensorFlow Lite (tflite)."""
