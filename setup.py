@@ -17,6 +17,6 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "pyflakes"]},
     entry_points={"console_scripts": ["fer-tf=fer_tf.cli:main"]},
 )

@@ -81,7 +81,7 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
     labels, predictions = np.concatenate(labels), np.concatenate(predictions)
     report = summarize(confusion_matrix(labels, predictions, model.label_set.num_classes),
                        model.label_set.classes)
-    report.update(model=model.path, data=data_dir, split=split, tta=model.meta["hparams"].get("tta"))
+    report.update(model=model.path, data=data_dir, split=split, tta=model.tta)
     png = png or f"confusion_{model.meta['model']}_{split}.png"
     plot_confusion(np.array(report["confusion"]), model.label_set.classes, png,
                    f"{model.meta['model']} on {os.path.basename(os.path.normpath(data_dir))} "

@@ -52,24 +52,51 @@ def encode(image, fmt, **kw):
     return buf.getvalue()
 
 
-def test_load_image_modes_and_exif():
-    rgb = Image.fromarray(np.random.RandomState(0).randint(0, 255, (30, 40, 3), np.uint8))
-    cases = {
-        "gray": encode(rgb.convert("L"), "PNG"),
-        "rgba": encode(rgb.convert("RGBA"), "PNG"),
-        "palette": encode(rgb.convert("P"), "PNG"),
-        "cmyk": encode(rgb.convert("CMYK"), "JPEG"),
-        "16bit": encode(Image.fromarray((np.arange(1200).reshape(30, 40) * 50).astype(np.uint16)), "PNG"),
-    }
-    for name, data in cases.items():
-        out = faces.load_image(data)
-        assert out.shape == (30, 40, 3) and out.dtype == np.uint8, name
-    sixteen = faces.load_image(cases["16bit"])
-    assert sixteen.max() == 255 and sixteen.min() == 0                 # range scaled, not clipped
+def test_grey_palette_and_cmyk_keep_their_pixels():
+    rng = np.random.RandomState(0)
+    grey = rng.randint(0, 255, (30, 40), np.uint8)
+    out = faces.load_image(encode(Image.fromarray(grey, "L"), "PNG"))
+    assert out.shape == (30, 40, 3) and out.dtype == np.uint8
+    assert (out == grey[..., None]).all()                               # replicated, unchanged
+    colours = np.array([[200, 30, 30], [30, 200, 30]], np.uint8)
+    image = Image.fromarray(colours[(np.arange(40) >= 20).astype(int)][None].repeat(30, 0))
+    palette = faces.load_image(encode(image.convert("P", palette=Image.ADAPTIVE, colors=4), "PNG"))
+    np.testing.assert_array_equal(palette[0, [0, 39]], colours)
+    cmyk = faces.load_image(encode(image.convert("CMYK"), "JPEG", quality=95))
+    assert np.abs(cmyk[15, [5, 35]].astype(int) - colours).max() < 30      # colours survive CMYK
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    values = (np.arange(1200).reshape(30, 40) * 50).astype(np.uint16)   # 0 .. 59,950
+    out = faces.load_image(encode(Image.fromarray(values), "PNG"))[..., 0]
+    expected = np.round(values * (255.0 / values.max())).astype(np.uint8)
+    np.testing.assert_array_equal(out, expected)                        # clipping: all 255 but one
+    assert len(np.unique(out)) > 200
+
+
+def test_alpha_is_composited_on_white():
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[..., 0] = 200                                                  # red ...
+    rgba[:, :5, 3] = 255                                                # ... opaque on the left
+    rgba[:, 5:, 3] = 0                                                  # ... transparent right
+    out = faces.load_image(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert (out[:, :5] == [200, 0, 0]).all() and (out[:, 5:] == 255).all()
+
+
+@pytest.mark.parametrize("orientation, corner", [(1, (0, 0)), (3, (-1, -1)), (6, (0, -1)),
+                                                 (8, (-1, 0))])
+def test_exif_orientation_turns_the_picture(orientation, corner):
+    """A 30x40 picture with a bright block in its top-left corner, as the camera stored it;
+    orientation 6 means "rotate 90 degrees clockwise to display", 8 counter-clockwise, 3 180."""
+    stored = np.zeros((30, 40, 3), np.uint8)
+    stored[:8, :8] = 255
     exif = Image.Exif()
-    exif[0x0112] = 6                                                    # rotate 90 CW on display
-    rotated = faces.load_image(encode(rgb, "JPEG", exif=exif.tobytes()))
-    assert rotated.shape == (40, 30, 3)
+    exif[0x0112] = orientation
+    out = faces.load_image(encode(Image.fromarray(stored), "JPEG", exif=exif.tobytes(), quality=95))
+    assert out.shape == ((30, 40, 3) if orientation in (1, 3) else (40, 30, 3))
+    y, x = corner
+    assert out[y, x].mean() > 200                                       # the block is there ...
+    assert out[-1 - y if y >= 0 else 0, -1 - x if x >= 0 else 0].mean() < 50   # ... not opposite
 
 
 @pytest.mark.parametrize("data, reason", [(b"", "empty file"), (b"hello, not an image", "not a readable image")])

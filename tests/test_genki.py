@@ -2,7 +2,6 @@
 through the shared face pipeline, cross-validation, and predict with a smile model."""
 import io
 import json
-import os
 import tarfile
 
 import cv2
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import FACE_PNG, sample_rows
-from fer_tf import predict
+from fer_tf import cli, evaluate, predict
 from fer_tf.data import convert, records
 from fer_tf.training import run
 from fer_tf.data import genki4k
@@ -96,18 +95,25 @@ def test_conversion_counts_faces_and_failures(genki_records, archive, tmp_path):
     assert fallback["faces"]["centre_cropped"] == manifest["faces"]["detection_failed"]
 
 
-def test_cross_validation_and_smile_predict(genki_records, tmp_path):
+def test_cross_validation_and_smile_predict(genki_records, tmp_path, capsys):
     out, _ = genki_records
-    accuracies = run.cross_validate("smile", out, str(tmp_path / "cv"), overrides={"batch_size": 8},
-                                    epochs=2, log=lambda *_: None)
-    assert len(accuracies) == 3 and all(0.0 <= a <= 1.0 for a in accuracies)
-    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
-    assert summary["accuracies"] == accuracies and abs(summary["mean"] - np.mean(accuracies)) < 1e-9
+    cv_dir = tmp_path / "cv"
+    assert cli.main(["cv", "--model", "smile", "--data", out, "--model-dir", str(cv_dir),
+                     "--epochs", "2", "--hparams", "batch_size=8"]) == 0
+    assert "3-fold cross-validation" in capsys.readouterr().out
+    summary = json.loads((cv_dir / "cv.json").read_text())
+    accuracies = summary["accuracies"]
+    assert len(accuracies) == 3 and abs(summary["mean"] - np.mean(accuracies)) < 1e-9
+    # Each fold's figure is its own export scored on the held-out fold (one evaluation, at the end).
+    for k, accuracy in enumerate(accuracies):
+        report = evaluate.evaluate(str(cv_dir / f"fold{k}"), out, f"fold{k}",
+                                   png=str(tmp_path / f"cm{k}.png"))
+        assert report["accuracy"] == pytest.approx(accuracy, abs=1e-6)
     # lenet7 trains on the same records unchanged (64 px faces resized to its 48 px input).
     metrics, _ = run.train("lenet7", out, str(tmp_path / "lenet7"), max_steps=2,
                            overrides={"batch_size": 8}, log=lambda *_: None)
     assert "recall/smile" in metrics and "recall/no_smile" in metrics
-    export = os.path.join(str(tmp_path / "cv"), "fold0")
+    export = str(cv_dir / "fold0")
     result = tmp_path / "p.jsonl"
     predict.run([FACE_PNG], export, "jsonl", str(result))
     row = json.loads(result.read_text())

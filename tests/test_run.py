@@ -193,3 +193,26 @@ def test_tflite_agrees_with_savedmodel(trained, sample_records, tmp_path):
     check = tflite.agreement(path, trained[0], sample_records, "test")
     assert check["faces"] == 49 and check["top1_agreement"] == 1.0
     assert check["max_prob_diff"] < 1e-4
+
+
+def test_best_export_holds_the_checkpoint_with_the_best_eval_accuracy(sample_records, tmp_path):
+    model_dir = str(tmp_path / "run")
+    run.train("lenet7", sample_records, model_dir, overrides={"batch_size": 32}, max_steps=10,
+              checkpoint_steps=2, log=lambda *_: None)
+    from fer_tf.training import progress
+    history = progress.read_history(model_dir)
+    assert [h["step"] for h in history] == [2, 4, 6, 8, 10]
+    best = max(history, key=lambda h: h["accuracy"])          # the first of equal bests
+    reader = tf.train.load_checkpoint(os.path.join(run.best_export(model_dir), "variables",
+                                                   "variables"))
+    assert int(reader.get_tensor("global_step")) == best["step"]
+
+
+def test_grey_and_colour_copies_of_a_face_get_the_same_probabilities(lenet_export):
+    grey = cv2.imread(os.path.join(os.path.dirname(__file__), "data", "face_happy.png"), 0)
+    colour = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    model = exported.ExportedModel(lenet_export)
+    p = model.predict([records.encode_png(grey), records.encode_png(colour),
+                       records.encode_png(cv2.resize(colour, (96, 96)))])
+    np.testing.assert_allclose(p[0], p[1], atol=1e-6)
+    assert p[2].argmax() == p[0].argmax()                      # any size: same answer

@@ -49,6 +49,8 @@ class ExportedModel:
         self.meta = read_meta(self.path)
         self.label_set = self.meta["label_set_obj"]
         self.image_size = tuple(self.meta["image_size"])
+        members = self.meta.get("members") or [self.meta]     # an ensemble, or one model
+        self.tta = members[0].get("hparams", {}).get("tta")
         try:
             loaded = tf.saved_model.load(self.path)
         except (OSError, ValueError, tf.errors.OpError) as e:

@@ -175,7 +175,13 @@ def describe_damage(damaged):
 
 class StepCountHook(tf.compat.v1.train.SessionRunHook):
     """Counts the training steps this process ran and records them in
-    MODEL_DIR/steps/TASK.json at the end, so a cluster run shows who contributed."""
+    MODEL_DIR/steps/TASK.json at the end, so a cluster run shows who contributed; with a
+    fingerprint of the weights it ends with (synchronous replicas end with the same one)."""
+
+    def begin(self):
+        weights = tf.compat.v1.trainable_variables()
+        self.fingerprint = tf.add_n([tf.reduce_sum(tf.abs(tf.cast(v, tf.float64)))
+                                     for v in weights]) if weights else None
 
     def __init__(self, model_dir):
         task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task") or {}
@@ -193,8 +199,10 @@ class StepCountHook(tf.compat.v1.train.SessionRunHook):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         step = int(session.run(tf.compat.v1.train.get_global_step()))
         rate = (self.steps - 1) / (self.last - self.first) if self.steps > 1 and self.last > self.first else None
+        fingerprint = float(session.run(self.fingerprint)) if self.fingerprint is not None else None
         atomic.write_json(self.path, {"local_steps": self.steps, "global_step_at_end": step,
-                                      "steps_per_s_after_first": rate, "pid": os.getpid()})
+                                      "steps_per_s_after_first": rate, "pid": os.getpid(),
+                                      "weights_fingerprint": fingerprint})
 
 
 def best_export(model_dir):

@@ -1,0 +1,40 @@
+"""Every export shipped under models/: loads, serves PNG bytes and raw faces alike, calls the
+bundled happy face happy, and reproduces the accuracy recorded for it on the sample's
+PrivateTest rows (tests/data/shipped_models.json) within one face."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA, FACE_PNG
+from fer_tf.data import records
+from fer_tf.serving import exported
+
+MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+RECORDED = json.load(open(os.path.join(DATA, "shipped_models.json")))
+SHIPPED = sorted(d for d in os.listdir(MODELS) if os.path.isdir(os.path.join(MODELS, d)))
+
+
+def test_every_shipped_model_has_a_recorded_figure():
+    assert SHIPPED and set(SHIPPED) <= set(RECORDED), "record a new export in shipped_models.json"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model(name, sample_records, ferplus_records):
+    model = exported.ExportedModel(os.path.join(MODELS, name))
+    recorded = RECORDED[name]
+    data = {"fer2013": sample_records, "ferplus": ferplus_records}[recorded["records"]]
+    correct = total = 0
+    for encoded, labels in records.iter_split(data, "test", 64):
+        from_bytes = model.predict(encoded)
+        faces = np.stack([cv2.imdecode(np.frombuffer(e, np.uint8), 0) for e in encoded])[..., None]
+        from_faces = model.predict_faces(faces)
+        np.testing.assert_allclose(from_faces, from_bytes, atol=1e-5)
+        correct += int((from_bytes.argmax(axis=1) == labels).sum())
+        total += len(labels)
+    assert total == recorded["test_faces"]
+    assert abs(correct - recorded["test_correct"]) <= 1, f"{correct} of {total} correct"
+    happy = model.predict([open(FACE_PNG, "rb").read()])[0]
+    assert model.label_set.classes[happy.argmax()] in ("happy", "happiness")
