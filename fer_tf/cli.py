@@ -397,6 +397,9 @@ def build_parser():
     p.add_argument("--landmarks", choices=("dlib", "cnn"), default="dlib",
                    help="who places the landmarks used for alignment")
     p.add_argument("--landmarks-model", metavar="PATH", help="landmark SavedModel for --landmarks cnn")
+    p.add_argument("--detector", choices=("blazeface", "dlib"), default="dlib",
+                   help="face detector: dlib's HOG detector + 68-point alignment (the seed's "
+                        "pipeline), or BlazeFace (faster, aligns on its eye keypoints)")
     p.add_argument("--no-detect", action="store_true",
                    help="inputs are face crops already (FER2013-style): no detection")
     p.add_argument("--upsample", type=whole(0, 3), help="dlib upsampling for small faces "

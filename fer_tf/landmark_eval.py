@@ -14,7 +14,7 @@ from fer_tf.errors import FerTfError
 
 
 def evaluate(model_path, source, subsets=ibug300w.TEST_SUBSETS, png="ced.png", log=print):
-    from fer_tf.convert import face_box
+    from fer_tf.data.convert import face_box
     model = exported.LandmarkModel(model_path)
     pipeline = faces.FacePipeline()
     truth, ours, theirs, box_kinds = [], [], [], []

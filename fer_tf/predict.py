@@ -112,11 +112,14 @@ class Predictor:
     """Detect + align + batch-classify; results come back in input order."""
 
     def __init__(self, model, detect=True, upsample=None, batch_size=64, keep_images=False,
-                 landmark_model=None):
+                 landmark_model=None, detector="dlib", with_landmarks=False):
         self.model = model
         self.landmark_model = landmark_model     # None: dlib's predictor places the landmarks
         self.height, self.width, self.channels = model.image_size
         self.detect = detect
+        self.detector = detector
+        # dlib's 68 points are placed only when they are shown or align (dlib detector).
+        self.with_landmarks = with_landmarks
         self.upsample = upsample
         self.batch_size = batch_size
         self.keep_images = keep_images
@@ -128,7 +131,8 @@ class Predictor:
         if not self.detect:
             return [(faces.Face((0, 0, rgb.shape[1], rgb.shape[0]), None), self._resize(rgb))]
         if self.pipeline is None:
-            self.pipeline = faces.FacePipeline()
+            self.pipeline = faces.FacePipeline(detector=self.detector, landmarks=(
+                self.with_landmarks and self.landmark_model is None))
         self.pipeline.upsample = (self.upsample if self.upsample is not None
                                   else int(max(rgb.shape[:2]) < SMALL_IMAGE_SIDE))
         found = self.pipeline.faces(rgb)
@@ -136,7 +140,8 @@ class Predictor:
             encoded = records.encode_png(rgb[:, :, ::-1])
             for face in found:
                 face.landmarks = self.landmark_model.points(encoded, face.box)
-        return [(face, faces.align(rgb, face.landmarks, self.height, self.channels)) for face in found]
+        return [(face, faces.align(rgb, face.alignment_points, self.height, self.channels))
+                for face in found]
 
     def _resize(self, rgb):
         crop = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
@@ -263,7 +268,7 @@ class Writer:
 
 def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=True,
         upsample=None, with_landmarks=False, stride=1, max_frames=None, batch_size=64,
-        landmarks="dlib", landmarks_model=None):
+        landmarks="dlib", landmarks_model=None, detector="dlib"):
     """Returns a Summary (images, video frames, faces, failed files). `landmarks` says who
     places the 68 points used for alignment: dlib's predictor, or the project's landmark CNN
     (`landmarks_model`). Results are written as each picture completes; faces are batched
@@ -279,7 +284,8 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
     if not items:
         raise FerTfError(f"{' '.join(paths)}: no images or videos found")
     predictor = Predictor(model, detect, upsample, batch_size, keep_images=bool(annotate),
-                          landmark_model=landmark_model)
+                          landmark_model=landmark_model, detector=detector,
+                          with_landmarks=with_landmarks or landmarks == "cnn")
     summary = Summary()
     writer = Writer(fmt, model.label_set.classes, output, with_landmarks)
     annotator = (drawing.Annotator(annotate, model.label_set, [p for _, p in items])
@@ -338,6 +344,7 @@ class Summary:
 def main(args):
     summary = run(args.paths, args.model, args.format, args.output, args.annotate,
                   not args.no_detect, args.upsample, args.with_landmarks, args.video_stride,
-                  args.max_frames, landmarks=args.landmarks, landmarks_model=args.landmarks_model)
+                  args.max_frames, landmarks=args.landmarks, landmarks_model=args.landmarks_model,
+                  detector=args.detector)
     print(f"fer-tf predict: {summary}", file=sys.stderr)
     return 1 if summary.failed else 0

@@ -109,3 +109,35 @@ def test_truncated_image():
     data = encode(Image.fromarray(np.zeros((200, 200, 3), np.uint8) + 90), "JPEG")
     with pytest.raises(faces.BadImage, match="corrupt or truncated"):
         faces.load_image(data[: len(data) // 3])
+
+
+@pytest.mark.parametrize("detector", faces.DETECTORS)
+def test_each_detector_finds_both_faces_and_their_eyes(detector):
+    import cv2
+    from test_predict import face_scene
+    rgb = cv2.cvtColor(face_scene(), cv2.COLOR_GRAY2RGB)
+    reference = faces.FacePipeline(detector="dlib").faces(rgb)
+    found = faces.FacePipeline(detector=detector, landmarks=False).faces(rgb)
+    assert len(found) == len(reference) == 2
+    for face in found:
+        match = min(reference, key=lambda r: abs(r.box[0] - face.box[0]))
+        eye_distance = np.linalg.norm(match.eyes[1] - match.eyes[0])
+        # Each eye within 20 % of the eye distance of the 68-point eye centres (an upscaled
+        # 48 px face: the two detectors disagree by a few pixels on its tilt).
+        assert np.abs(face.eyes - match.eyes).max() < 0.2 * eye_distance
+        assert face.eyes[0][0] < face.eyes[1][0]                        # image-left eye first
+    if detector == "blazeface":
+        assert all(f.landmarks is None for f in found)                  # no 68-point model loaded
+
+
+def test_blazeface_anchors_and_weighted_nms():
+    from fer_tf.faces import blazeface
+    grid = blazeface.anchors()
+    assert grid.shape == (896, 2) and grid.min() > 0 and grid.max() < 1
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
+    points = np.zeros((3, 6, 2))
+    points[1] += 3
+    merged = blazeface.weighted_nms(boxes, points, np.array([0.9, 0.6, 0.8]))
+    assert len(merged) == 2 and merged[0][2] == 0.9
+    np.testing.assert_allclose(merged[0][0], (boxes[0] * 0.9 + boxes[1] * 0.6) / 1.5)
+    np.testing.assert_allclose(merged[0][1], np.full((6, 2), 3 * 0.6 / 1.5))

@@ -145,7 +145,10 @@ def test_ctrl_c_keeps_completed_rows_and_leaves_no_temporary_file(export, tmp_pa
     process = subprocess.Popen(
         [sys.executable, "-m", "fer_tf.cli", "predict", video, "--model", export, "--format",
          "jsonl", "--output", str(out), "--annotate", str(ann)],
-        stderr=subprocess.PIPE, text=True, env=env)
+        stderr=subprocess.PIPE, text=True, env=env,
+        # A shell running this suite in the background ignores SIGINT in its children; a user's
+        # terminal does not: restore the default so Python turns SIGINT into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Wait for an observable event: the first completed rows in the (hidden) partial output.
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
@@ -166,3 +169,28 @@ def test_ctrl_c_keeps_completed_rows_and_leaves_no_temporary_file(export, tmp_pa
     assert not leftovers
     clip = cv2.VideoCapture(str(ann / "long.mp4"))
     assert clip.isOpened() and clip.read()[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "table"])
+def test_landmarks_in_every_format(export, tmp_path, fmt):
+    cv2.imwrite(str(tmp_path / "s.png"), face_scene())
+    out = tmp_path / f"out.{fmt}"
+    predict.run([str(tmp_path / "s.png")], export, fmt, str(out), with_landmarks=True)
+    text = out.read_text()
+    if fmt == "csv":
+        header, *rows = text.splitlines()
+        assert header.endswith(",landmarks") and len(rows) == 2
+        import csv as csv_module
+        for row in csv_module.reader(rows):
+            assert len(json.loads(row[-1])) == 68
+    else:
+        lines = [line for line in text.splitlines() if line.strip().startswith("landmarks:")]
+        assert len(lines) == 2 and all(len(line.split()) == 69 for line in lines)
+
+
+def test_annotation_marks_a_picture_without_a_face(export, tmp_path):
+    blank = np.full((120, 160, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "blank.png"), blank)
+    predict.run([str(tmp_path / "blank.png")], export, annotate=str(tmp_path / "ann"))
+    drawn = cv2.imread(str(tmp_path / "ann" / "blank.png"))
+    assert (np.abs(drawn.astype(int) - 90).sum(axis=2) > 60).sum() > 50   # "no face found" drawn

@@ -1,16 +1,17 @@
 """Faces in photos, below the data layer (converters crop photos with it, predict aligns with it):
 
-- `pipeline`: image loading (any format, EXIF, 16-bit, alpha), dlib detection, dlib's 68
-  landmarks, FER2013-framed alignment at any output size;
+- `pipeline`: image loading (any format, EXIF, 16-bit, alpha), detection (dlib or BlazeFace),
+  dlib's 68 landmarks, FER2013-framed alignment at any output size;
+- `blazeface`: MediaPipe's short-range detector through tf.lite, with its eye keypoints;
 - `crops`: the square landmark crop around a face box and points in crop coordinates.
 
 The pipeline's names are re-exported here: `from fer_tf import faces; faces.load_image(...)`.
 """
-from fer_tf.faces.pipeline import (EYE_DISTANCE, EYE_LINE_Y, EYE_MID_X, BadImage, Face,
+from fer_tf.faces.pipeline import (DETECTORS, EYE_DISTANCE, EYE_LINE_Y, EYE_MID_X, BadImage, Face,
                                    FacePipeline, align, alignment_matrix, centre_crop,
                                    default_predictor_path, eye_centres, load_image,
                                    transform_points)
 
-__all__ = ["EYE_DISTANCE", "EYE_LINE_Y", "EYE_MID_X", "BadImage", "Face", "FacePipeline", "align",
+__all__ = ["DETECTORS", "EYE_DISTANCE", "EYE_LINE_Y", "EYE_MID_X", "BadImage", "Face", "FacePipeline", "align",
            "alignment_matrix", "centre_crop", "default_predictor_path", "eye_centres",
            "load_image", "transform_points"]

@@ -72,38 +72,85 @@ def load_image(source):
 @dataclasses.dataclass
 class Face:
     box: tuple              # (left, top, right, bottom) in image pixels
-    landmarks: np.ndarray   # (68, 2) float, image pixels
+    landmarks: np.ndarray   # (68, 2) float, image pixels; None when not asked for
     score: float = 0.0
+    eyes: np.ndarray = None  # (2, 2) eye centres, image-left first
+
+    @property
+    def alignment_points(self):
+        """What `align` needs: the 68 landmarks, or the detector's two eye centres."""
+        return self.landmarks if self.landmarks is not None else self.eyes
+
+
+DETECTORS = ("blazeface", "dlib")
 
 
 class FacePipeline:
-    """dlib frontal-face detector + 68-point shape predictor, created once and reused."""
+    """A face detector — dlib's HOG frontal-face detector (the seed's pipeline) or BlazeFace
+    (faster, finds more faces, gives the eye centres itself) — and dlib's 68-point predictor,
+    created once and reused (one pipeline per thread: dlib objects must not be shared).
 
-    def __init__(self, upsample=0, max_side=MAX_DETECT_SIDE, predictor_path=None):
-        import dlib
-        self.dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(predictor_path or default_predictor_path())
+    `landmarks`: whether `faces` places the 68 points; dlib alignment always needs them, BlazeFace
+    aligns on its own eye keypoints, so the 100 MB predictor loads only when points are asked for.
+    """
+
+    def __init__(self, upsample=0, max_side=MAX_DETECT_SIDE, predictor_path=None,
+                 detector="dlib", landmarks=True):
+        if detector not in DETECTORS:
+            raise FerTfError(f"--detector: unknown {detector!r}; use {' or '.join(DETECTORS)}")
+        self.detector_name = detector
         self.upsample = upsample
         self.max_side = max_side
+        self.want_landmarks = landmarks or detector == "dlib"
+        self.predictor_path = predictor_path
+        self._predictor = None
+        if detector == "dlib":
+            import dlib
+            self.detector = dlib.get_frontal_face_detector()
+        else:
+            from fer_tf.faces.blazeface import BlazeFace
+            self.blazeface = BlazeFace()
 
-    def detect(self, rgb):
-        """Face boxes in image coordinates, most confident first."""
+    @property
+    def predictor(self):
+        if self._predictor is None:
+            import dlib
+            self._predictor = dlib.shape_predictor(self.predictor_path or default_predictor_path())
+        return self._predictor
+
+    def _detect_dlib(self, rgb):
         scale = min(1.0, self.max_side / max(rgb.shape[:2]))
         small = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale,
                                                     interpolation=cv2.INTER_AREA)
         rects, scores, _ = self.detector.run(small, self.upsample, 0.0)
-        boxes = [((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), s)
-                 for r, s in zip(rects, scores)]
-        return sorted(boxes, key=lambda b: -b[1])
+        return [((r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale), s, None)
+                for r, s in zip(rects, scores)]
+
+    def detect(self, rgb):
+        """Face boxes in image coordinates with their scores, most confident first."""
+        if self.detector_name == "dlib":
+            return sorted([(box, score) for box, score, _ in self._detect_dlib(rgb)],
+                          key=lambda b: -b[1])
+        return [(box, score) for box, _, score in self.blazeface(rgb)]
 
     def landmarks(self, rgb, box):
-        rect = self.dlib.rectangle(*(int(round(v)) for v in box))
+        import dlib
+        rect = dlib.rectangle(*(int(round(v)) for v in box))
         shape = self.predictor(rgb, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
     def faces(self, rgb):
-        return [Face(box, self.landmarks(rgb, box), score) for box, score in self.detect(rgb)]
+        if self.detector_name == "dlib":
+            found = [(box, None, score) for box, score in self.detect(rgb)]
+        else:
+            found = self.blazeface(rgb)
+        out = []
+        for box, eyes, score in found:
+            points = self.landmarks(rgb, box) if self.want_landmarks else None
+            if eyes is None:
+                eyes = np.array(eye_centres(points))
+            out.append(Face(box, points, score, eyes))
+        return out
 
 
 def default_predictor_path():
@@ -119,9 +166,11 @@ def eye_centres(landmarks):
     return landmarks[LEFT_EYE].mean(axis=0), landmarks[RIGHT_EYE].mean(axis=0)
 
 
-def alignment_matrix(landmarks, size):
-    """2x3 similarity transform taking the eyes to FER2013's framing in a size x size crop."""
-    left, right = eye_centres(landmarks)
+def alignment_matrix(points, size):
+    """2x3 similarity transform taking the eyes to FER2013's framing in a size x size crop;
+    `points` are 68 landmarks or the two eye centres (image-left first)."""
+    points = np.asarray(points, np.float64)
+    left, right = eye_centres(points) if len(points) == 68 else (points[0], points[1])
     dx, dy = right - left
     angle = np.arctan2(dy, dx)
     scale = EYE_DISTANCE * size / max(np.hypot(dx, dy), 1e-6)
@@ -132,9 +181,10 @@ def alignment_matrix(landmarks, size):
     return np.hstack([rotation, (target - rotation @ centre)[:, None]])
 
 
-def align(rgb, landmarks, size=48, channels=1):
-    """Rotate so the eyes are level, scale and crop to FER2013's framing -> uint8 size x size x C."""
-    matrix = alignment_matrix(landmarks, size)
+def align(rgb, points, size=48, channels=1):
+    """Rotate so the eyes are level, scale and crop to FER2013's framing -> uint8 size x size x C;
+    `points`: 68 landmarks or the two eye centres."""
+    matrix = alignment_matrix(points, size)
     crop = cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_AREA if matrix[0, 0] < 1 else
                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if channels == 1:

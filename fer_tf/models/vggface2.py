@@ -3,7 +3,7 @@
 Layer names and weight shapes follow the model keras-vggface published (`conv1/7x7_s2`,
 `conv2_1_1x1_reduce` ... `conv5_3_1x1_increase`, each with a `/bn`, and `activation_1` ...
 `activation_49`), so its `rcmalli_vggface_tf_notop_resnet50.h5` loads by layer name
-(`fer_tf.vggface2_weights`). Two modes, as in the seed:
+(`fer_tf.models.vggface2_weights`). Two modes, as in the seed:
   features: the whole convolutional base frozen; only the two new dense layers train;
   finetune: everything up to and including `activation_46` frozen; the last residual block
             (conv5_3) and the head train.

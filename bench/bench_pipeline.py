@@ -1,0 +1,125 @@
+"""fer-tf's face pipeline with each detector on GENKI-4K photos: dlib (HOG detector + 68-point
+alignment, the seed's pipeline, today's default) against BlazeFace (tf.lite, aligned on its
+eye keypoints). Both run interleaved photo by photo in one process, classifying with the same
+export through its raw `faces` signature, batched.
+
+Reports per detector: photos with a face, photos with more than one box (GENKI has one face a
+photo: extra boxes are false detections), per-stage milliseconds, end-to-end faces/s, the
+happy probability's AUC as a smile score, and top-label agreement with the dlib pipeline.
+
+    python bench/bench_pipeline.py --genki ../shared/data/genki4k.tar.gz --model models/default [--limit N]
+Ends by printing the speed ratio and the agreement.
+"""
+import argparse
+import os
+import sys
+import tarfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+
+
+def auc(scores, labels):
+    """Area under the ROC curve (Mann-Whitney), ties counted half."""
+    scores, labels = np.asarray(scores), np.asarray(labels, bool)
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    positives = labels.sum()
+    negatives = len(labels) - positives
+    return (ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def photos(archive, limit=None):
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        labels_name = next(n for n in members if n.endswith("labels.txt"))
+        smiles = [int(line.split()[0]) for line in tar.extractfile(members[labels_name]).read().decode().splitlines()]
+        names = sorted(n for n in members if n.endswith(".jpg"))
+        # A limit takes every k-th photo (the archive lists the smiles first).
+        step = max(1, len(names) // limit) if limit else 1
+        for index in range(0, len(names), step)[:limit]:
+            yield names[index], tar.extractfile(members[names[index]]).read(), smiles[index]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--genki", required=True, help="genki4k.tar.gz")
+    parser.add_argument("--model", default="models/default")
+    parser.add_argument("--limit", type=int, help="only the first N photos")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    from fer_tf import faces, logs
+    from fer_tf.serving import exported
+    logs.setup()
+    model = exported.ExportedModel(args.model)
+    size, channels = model.image_size[0], model.image_size[2]
+    for _ in range(3):                         # warm up the signature before timing it
+        model.predict_faces(np.zeros((args.batch_size, *model.image_size), np.uint8))
+    happy = [i for i, c in enumerate(model.label_set.classes) if c in ("happy", "happiness")][0]
+    detectors = {name: faces.FacePipeline(detector=name, landmarks=False)
+                 for name in ("dlib", "blazeface")}
+    stats = {name: {"detect": 0.0, "align": 0.0, "classify": 0.0, "found": 0, "extra": 0,
+                    "crops": [], "owners": []} for name in detectors}
+    smiles, decode_time, count = [], 0.0, 0
+    for name, data, smile in photos(args.genki, args.limit):
+        start = time.perf_counter()
+        rgb = faces.load_image(data)
+        decode_time += time.perf_counter() - start
+        smiles.append(smile)
+        for detector, pipeline in detectors.items():
+            s = stats[detector]
+            pipeline.upsample = int(max(rgb.shape[:2]) < 256) if detector == "dlib" else 0
+            start = time.perf_counter()
+            if detector == "dlib":
+                boxes = pipeline.detect(rgb)
+                found = [faces.Face(box, pipeline.landmarks(rgb, box), score) for box, score in boxes[:1]]
+            else:
+                found = pipeline.faces(rgb)
+                boxes = found
+            middle = time.perf_counter()
+            if found:
+                s["found"] += 1
+                s["extra"] += len(boxes) - 1
+                s["crops"].append(faces.align(rgb, found[0].alignment_points, size, channels))
+                s["owners"].append(count)
+            s["detect"] += middle - start
+            s["align"] += time.perf_counter() - middle
+        count += 1
+    probabilities = {}
+    for detector, s in stats.items():
+        crops = np.stack(s["crops"])
+        start = time.perf_counter()
+        probs = np.concatenate([model.predict_faces(crops[i:i + args.batch_size])
+                                for i in range(0, len(crops), args.batch_size)])
+        s["classify"] = time.perf_counter() - start
+        probabilities[detector] = dict(zip(s["owners"], probs))
+    print(f"{count} GENKI-4K photos, model {args.model}; JPEG decode {decode_time / count * 1000:.2f} ms/photo (shared)")
+    rates = {}
+    for detector, s in stats.items():
+        total = decode_time + s["detect"] + s["align"] + s["classify"]
+        rates[detector] = s["found"] / total
+        owners = sorted(probabilities[detector])
+        score = auc([probabilities[detector][o][happy] for o in owners], [smiles[o] for o in owners])
+        print(f"{detector:9s}: faces in {s['found']} photos, {s['extra']} extra boxes; "
+              f"detect {s['detect'] / count * 1000:.2f} ms/photo, align {s['align'] / max(s['found'], 1) * 1000:.2f} ms/face, "
+              f"classify {s['classify'] / max(s['found'], 1) * 1000:.3f} ms/face (batch {args.batch_size}); "
+              f"end to end {rates[detector]:.1f} faces/s; happy-probability AUC for smiles {score:.4f}")
+    both = sorted(set(probabilities["dlib"]) & set(probabilities["blazeface"]))
+    same = sum(probabilities["dlib"][o].argmax() == probabilities["blazeface"][o].argmax() for o in both)
+    print(f"blazeface / dlib end-to-end faces/s: {rates['blazeface'] / rates['dlib']:.2f}x; "
+          f"top label the same on {same} of {len(both)} photos both found ({same / len(both):.1%})")
+
+
+if __name__ == "__main__":
+    main()
