@@ -2,6 +2,7 @@
 exactly as the Estimator predicts; resume; the model-dir guards."""
 import glob
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -74,8 +75,10 @@ def test_serving_takes_any_size_and_colour(trained):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_rerun_resumes_from_checkpoint(trained, sample_records):
-    model_dir, _, _ = trained
+def test_rerun_resumes_from_checkpoint(trained, sample_records, tmp_path):
+    # A copy: the shared fixture stays as it was for the tests that read it.
+    model_dir = str(tmp_path / "copy")
+    shutil.copytree(trained[0], model_dir)
     metrics, _ = run.train("lenet7", sample_records, model_dir, overrides=OVERRIDES,
                            max_steps=18, eval_every_epochs=2, log=lambda *_: None)
     assert metrics["global_step"] == 18
