@@ -183,3 +183,29 @@ def test_skip_corrupt_covers_landmark_records(tmp_path):
     metrics, _ = run.train("landmarks", str(out), str(tmp_path / "m2"), max_steps=3,
                            overrides=overrides, skip_corrupt=True, log=lambda *_: None)
     assert metrics["global_step"] == 3
+
+
+def test_thousands_of_mixed_bad_rows_are_counted_exactly(tmp_path):
+    rng = np.random.RandomState(0)
+    makers = [lambda: ("9", random_pixels(rng), "Training"),
+              lambda: ("3", "1 2 3", "PublicTest"),
+              lambda: ("3", random_pixels(rng).replace(" 1", " x", 1), "Training"),
+              lambda: ("3", random_pixels(rng), "Nope"),
+              lambda: ("3", random_pixels(rng)),
+              lambda: ("3", "300 " * 2304, "PrivateTest")]
+    rows, bad = [], 0
+    for i in range(4000):
+        if rng.rand() < 0.4:
+            rows.append(makers[rng.randint(len(makers))]())
+            bad += 1
+        else:
+            rows.append((rng.randint(7), random_pixels(rng), ("Training", "PublicTest", "PrivateTest")[i % 3]))
+    path = write_csv(tmp_path / "mixed.csv", rows)
+    messages = []
+    manifest = convert.convert_fer2013(str(path), str(tmp_path / "r"), skip_bad=True,
+                                       progress=False, log=messages.append)
+    assert manifest["read"]["bad_rows"] == bad > 1000
+    assert sum(s["count"] for s in manifest["splits"].values()) == 4000 - bad
+    assert messages[-1] == f"skipped {bad} bad row(s) of 4000"
+    with pytest.raises(FerTfError, match=r"mixed.csv:\d+: "):
+        convert.convert_fer2013(str(path), str(tmp_path / "r2"), progress=False)
