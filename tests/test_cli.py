@@ -156,11 +156,8 @@ def test_eval_export_predict_commands(session_export, sample_records, tmp_path):
                                      "label", "angry"] and len(row.split(",")) == 16
 
 
-def test_vggface2_weights_flag_errors(tmp_path):
-    from conftest import SAMPLE_CSV
-    from fer_tf.data import convert
-    r224 = str(tmp_path / "r224")
-    convert.convert_fer2013(SAMPLE_CSV, r224, size=224, progress=False)
+def test_vggface2_weights_flag_errors(sample_records, tmp_path):
+    r224 = sample_records          # 48 px faces: decoded to 224 px; these flags fail before that
     assert_one_line_error(fer_tf("train", "--model", "vggface2", "--data", r224, "--model-dir",
                                  tmp_path / "m", "--vggface2-weights", tmp_path / "nope.h5"),
                           "--vggface2-weights", "nope.h5: no such file")
