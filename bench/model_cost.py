@@ -4,6 +4,7 @@ model, from the TF graph.
     python bench/model_cost.py [MODEL ...]
 Ends by printing one line per model: name, parameters, MFLOPs per image.
 """
+import argparse
 import os
 import sys
 
@@ -36,8 +37,11 @@ def cost(name, num_classes=7):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", help="registered model names (default: all)")
+    args = parser.parse_args()
     logs.setup()
-    for name in sys.argv[1:] or models.names():
+    for name in args.models or models.names():
         params, flops = cost(name)
         print(f"{name:10s} {params:>10,d} parameters  {flops / 1e6:8.1f} MFLOPs/image (forward)")
 
