@@ -113,7 +113,8 @@ def cmd_records(args):
 
 
 def cmd_train(args):
-    from fer_tf.training import run
+    from fer_tf import models
+    from fer_tf.training import run, tasks
     if run.cluster_task_type() in (None, "chief", "master"):
         outputs.check(args.model_dir, "model_dir", "--model-dir", inputs=[args.data])
     metrics, export = run.train(args.model, args.data, args.model_dir,
@@ -125,8 +126,7 @@ def cmd_train(args):
                                 allow_random_init=args.allow_random_init,
                                 progress_bar=not args.verbose)
     if metrics is not None:
-        shown = [k for k in ("accuracy", "mean_per_class_accuracy", "nme", "failure_rate_8",
-                             "failure_rate_10") if k in metrics]
+        shown = tasks.of(models.get(args.model)).shown
         print(f"final eval at step {metrics['global_step']}: "
               + ", ".join(f"{k.replace('_', ' ')} {metrics[k]:.4f}" for k in shown))
         print(f"best export: {export}" if export else

@@ -118,7 +118,7 @@ def test_plateau_drops_count_stalls():
     assert progress.plateau_drops(history, patience=2) == 2
     assert progress.plateau_drops(history, patience=5) == 0
     nme = [{"step": i, "nme": v} for i, v in enumerate([.1, .09, .2, .2])]
-    assert progress.plateau_drops(nme, patience=2) == 1
+    assert progress.plateau_drops(nme, patience=2, metric="nme", higher=False) == 1
 
 
 def test_plateau_schedule_feeds_the_rate_the_eval_history_implies(sample_records, tmp_path):

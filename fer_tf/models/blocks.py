@@ -12,6 +12,16 @@ def conv_bn_relu(x, filters, size, is_training, conv_name, bn_name):
     return tf.nn.relu(x)
 
 
+def conv_pool_stages(x, stages, is_training):
+    """Stages of conv_bn_relu layers, each stage followed by a 2x2 max-pool; `stages` is a list
+    of ([(filters, size, conv_name, bn_name), ...], pool_name)."""
+    for convs, pool_name in stages:
+        for filters, size, conv_name, bn_name in convs:
+            x = conv_bn_relu(x, filters, size, is_training, conv_name, bn_name)
+        x = layers.max_pooling2d(x, 2, 2, name=pool_name)
+    return x
+
+
 def dense_head(x, units, keep_prob, is_training, num_classes):
     """flatten -> (dense -> batch norm -> ReLU -> dropout) per entry of `units` -> logits;
     variables fc1, fc1_bn, ..., logits."""

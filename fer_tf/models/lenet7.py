@@ -4,11 +4,7 @@ LeNet-5 has two conv+pool stages; the seed adds a third stage and a third fully 
 three (conv -> batch norm -> ReLU -> 2x2 max-pool) stages, then two hidden dense layers with
 dropout and the output layer. Written TF1-style with tf.compat.v1.layers.
 """
-import tensorflow as tf
-
 from fer_tf.models import ModelSpec, blocks, register
-
-layers = tf.compat.v1.layers
 
 
 def normalize(images):
@@ -17,10 +13,9 @@ def normalize(images):
 
 
 def build(images, num_classes, is_training, params):
-    x = images
-    for i, (filters, size) in enumerate(zip(params["filters"], params["kernel_sizes"]), start=1):
-        x = blocks.conv_bn_relu(x, filters, size, is_training, f"conv{i}", f"bn{i}")
-        x = layers.max_pooling2d(x, 2, 2, name=f"pool{i}")
+    stages = [([(filters, size, f"conv{i}", f"bn{i}")], f"pool{i}") for i, (filters, size)
+              in enumerate(zip(params["filters"], params["kernel_sizes"]), start=1)]
+    x = blocks.conv_pool_stages(images, stages, is_training)
     return blocks.dense_head(x, params["fc_units"], params["keep_prob"], is_training, num_classes)
 
 

@@ -8,11 +8,7 @@ to its peak (few, large convolutions — unlike CliqueNet's many small ones). Fo
 Trained on random `crop_size` crops of the 48 px face (see `model_fn.crop_views`): evaluation and
 serving take the centre crop, or average ten crops when exported with ten-crop TTA.
 """
-import tensorflow as tf
-
 from fer_tf.models import ModelSpec, blocks, register
-
-layers = tf.compat.v1.layers
 
 
 def normalize(images):
@@ -21,11 +17,10 @@ def normalize(images):
 
 
 def build(images, num_classes, is_training, params):
-    x = images
-    for b, width in enumerate(params["widths"], start=1):
-        for c in range(1, params["convs_per_block"] + 1):
-            x = blocks.conv_bn_relu(x, width, 3, is_training, f"block{b}_conv{c}", f"block{b}_bn{c}")
-        x = layers.max_pooling2d(x, 2, 2, name=f"block{b}_pool")
+    convs = range(1, params["convs_per_block"] + 1)
+    stages = [([(width, 3, f"block{b}_conv{c}", f"block{b}_bn{c}") for c in convs], f"block{b}_pool")
+              for b, width in enumerate(params["widths"], start=1)]
+    x = blocks.conv_pool_stages(images, stages, is_training)
     return blocks.dense_head(x, params["fc_units"], params["keep_prob"], is_training, num_classes)
 
 

@@ -30,20 +30,12 @@ def read_history(model_dir):
         return []
 
 
-def selection_metric(result):
-    """(key, higher is better) of an eval result: accuracy for classifiers, NME for landmarks."""
-    if "accuracy" in result:
-        return "accuracy", True
-    return "nme", False
-
-
-def plateau_drops(history, patience):
+def plateau_drops(history, patience, metric="accuracy", higher=True):
     """How many times the rate has dropped: once for every `patience` evaluations in a row
-    without a new best (the count restarts after each drop)."""
+    without a new best of `metric` (the count restarts after each drop)."""
     best, stale, drops = None, 0, 0
     for entry in history:
-        key, higher = selection_metric(entry)
-        value = entry[key]
+        value = entry[metric]
         if best is None or (value > best if higher else value < best):
             best, stale = value, 0
             continue
@@ -105,15 +97,16 @@ class ProgressBar(v1.train.SessionRunHook):
 class EvalReporter(tf.estimator.Exporter):
     """Prints one line per evaluation and keeps the history (it exports nothing)."""
 
-    def __init__(self, model_dir, steps_per_epoch, write=print):
+    def __init__(self, model_dir, steps_per_epoch, metric="accuracy", higher=True, write=print):
         self.model_dir, self.steps_per_epoch, self.write = model_dir, steps_per_epoch, write
+        self.metric, self.higher = metric, higher
 
     @property
     def name(self):
         return "eval_report"
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
-        key, higher = selection_metric(eval_result)
+        key, higher = self.metric, self.higher
         entry = {"step": int(eval_result["global_step"]),
                  **{k: float(v) for k, v in eval_result.items()
                     if k in ("accuracy", "mean_per_class_accuracy", "nme", "failure_rate_8",
@@ -134,15 +127,17 @@ class EvalReporter(tf.estimator.Exporter):
 class PlateauHook(v1.train.SessionRunHook):
     """Feeds factor ** plateau_drops(eval history) into the learning rate at every step."""
 
-    def __init__(self, model_dir, patience, factor):
+    def __init__(self, model_dir, patience, factor, metric="accuracy", higher=True):
         self.model_dir, self.patience, self.factor = model_dir, patience, factor
+        self.metric, self.higher = metric, higher
         self.scale = 1.0
 
     def begin(self):
         self.placeholder = v1.get_default_graph().get_tensor_by_name(f"{LR_SCALE}:0")
 
     def after_create_session(self, session, coord):
-        drops = plateau_drops(read_history(self.model_dir), self.patience)
+        drops = plateau_drops(read_history(self.model_dir), self.patience, self.metric,
+                              self.higher)
         self.scale = self.factor ** drops
 
     def before_run(self, run_context):

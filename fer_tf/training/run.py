@@ -262,11 +262,13 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         hooks = [StepCountHook(model_dir)]
         bar = progress.ProgressBar(max_steps, params["batch_size"]) if progress_bar else None
         hooks += [bar] if bar else []
-        exporters.append(progress.EvalReporter(model_dir, steps_per_epoch,
+        exporters.append(progress.EvalReporter(model_dir, steps_per_epoch, task.metric,
+                                               task.higher_is_better,
                                                write=bar.write if bar else log))
         if params["lr_schedule"] == "plateau":
             hooks.append(progress.PlateauHook(model_dir, params["plateau_patience"],
-                                              params["plateau_factor"]))
+                                              params["plateau_factor"], task.metric,
+                                              task.higher_is_better))
         train_spec = tf.estimator.TrainSpec(
             lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run,
                                                        input_context),
