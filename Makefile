@@ -49,10 +49,10 @@ demo: setup
 	$(FERTF) eval --model demo/run --data demo/records --split test --confusion-png demo/confusion_test.png
 	@echo "== 4/5 export the best SavedModel to demo/export"
 	$(FERTF) export --model-dir demo/run --out demo/export
-	@echo "== 5/5 predict: detect, align and classify the face in a picture (a bundled FER2013 face),"
-	@echo "==     first with the demo model, then with the model shipped in models/default"
-	$(FERTF) predict tests/data/face_happy.png --model demo/export
-	@if [ -d models/default ]; then $(FERTF) predict tests/data/face_happy.png; fi
+	@echo "== 5/5 predict: detect, align and classify the faces in a photo (two GENKI-4K photos side by side),"
+	@echo "==     first with the demo model, then with the shipped models (expression + smile)"
+	$(FERTF) predict tests/data/two_faces.jpg --model demo/export --no-smile
+	@if [ -d models/default ]; then $(FERTF) predict tests/data/two_faces.jpg; fi
 
 records: setup
 	$(FERTF) records $(DATA) --out $(RECORDS) $(RECORDS_FLAGS)

@@ -5,7 +5,11 @@ setup(
     version="0.1.0",
     description="Facial-expression recognition: a TensorFlow 1.x-style (tf.estimator) port on TF 2.15",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["fer_tf", "fer_tf.*"]),
+    # The trained models in models/ install as the package `fer_tf.shipped`, so a wheel carries
+    # them and `fer_tf.Analyzer()` works outside the repository.
+    packages=find_packages(include=["fer_tf", "fer_tf.*"]) + ["fer_tf.shipped"],
+    package_dir={"fer_tf.shipped": "models"},
+    package_data={"fer_tf.shipped": ["*/saved_model.pb", "*/variables/*", "*/assets.extra/*"]},
     install_requires=[
         "tensorflow==2.15.*",      # the last release with tf.estimator
         "numpy<2",

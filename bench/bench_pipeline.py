@@ -21,23 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-
-def auc(scores, labels):
-    """Area under the ROC curve (Mann-Whitney), ties counted half."""
-    scores, labels = np.asarray(scores), np.asarray(labels, bool)
-    order = np.argsort(scores)
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    positives = labels.sum()
-    negatives = len(labels) - positives
-    return (ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+from common import auc  # noqa: E402
 
 
 def photos(archive, limit=None):

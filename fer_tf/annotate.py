@@ -27,6 +27,8 @@ def draw(rgb, faces, label_set):
         colour = _bgr(label_set.colours[k])
         cv2.rectangle(image, (left, top), (right, bottom), colour, thick)
         text = f"{label_set.classes[k]} {face.probabilities[k]:.2f}"
+        if face.smile is not None:
+            text += f"  smile {face.smile:.2f}"
         cv2.putText(image, text, (left, max(12, top - 4)), cv2.FONT_HERSHEY_SIMPLEX, font, colour,
                     thick, cv2.LINE_AA)
         bar_w = max(30, (right - left) // 2)
@@ -74,7 +76,7 @@ class Annotator:
     def add(self, item):
         image = draw(item.image, item.faces, self.label_set)
         if item.frame is None:
-            target = self.target(item.path)
+            target = self.target(item.source)
             ext = os.path.splitext(target)[1].lower()
             if ext not in (".png", ".jpg", ".jpeg", ".bmp"):
                 target, ext = os.path.splitext(target)[0] + ".png", ".png"
@@ -83,14 +85,14 @@ class Annotator:
             with atomic.atomic_file(target, "wb") as f:
                 f.write(data.tobytes())
             return
-        if item.path not in self.videos:
-            final = self.target(f"webcam{item.path}" if item.path.isdigit() else item.path, ".mp4")
+        if item.source not in self.videos:
+            final = self.target(f"webcam{item.source}" if item.source.isdigit() else item.source, ".mp4")
             tmp = atomic.sibling_temp(final, suffix=".mp4")
-            fps = cv2.VideoCapture(item.path).get(cv2.CAP_PROP_FPS) if not item.path.isdigit() else 0
+            fps = cv2.VideoCapture(item.source).get(cv2.CAP_PROP_FPS) if not item.source.isdigit() else 0
             writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0,
                                      (image.shape[1], image.shape[0]))
-            self.videos[item.path] = (writer, tmp, final)
-        self.videos[item.path][0].write(image)
+            self.videos[item.source] = (writer, tmp, final)
+        self.videos[item.source][0].write(image)
 
     def finish_video(self, path):
         if path in self.videos:

@@ -77,18 +77,34 @@ def parse_hparams(pairs):
     return out
 
 
+def class_list(text):
+    names = [n.strip() for n in text.split(",")]
+    if len(names) < 2 or not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give two or more distinct "
+                                         "class names separated by commas")
+    return names
+
+
 # ---- subcommands ----------------------------------------------------------------------------
 
-DATASETS = ("fer2013", "genki", "landmarks")
+DATASETS = ("fer2013", "genki", "landmarks", "folder", "csv")
 
 
 def cmd_records(args):
     from fer_tf.data import convert
     out = args.out or f"records/{args.dataset}"
-    outputs.check(out, "records", "--out", inputs=[args.csv, args.ferplus])
+    outputs.check(out, "records", "--out", inputs=[args.csv, args.ferplus],
+                  walked_inputs=[args.csv] if args.dataset == "folder" else ())
     size = {"size": args.size} if args.size is not None else {}   # else the converter's default
     progress = not args.quiet
-    if args.dataset == "landmarks":
+    if args.dataset in ("folder", "csv"):
+        manifest = convert.convert_photos(
+            args.csv, out, args.dataset, channels=args.channels, seed=args.seed,
+            classes=args.classes, centre_crop_fallback=args.centre_crop_fallback,
+            detector=args.detector, shards=args.shards, progress=progress,
+            log=lambda message: print(message, file=sys.stderr), **size)
+        what = f"{', '.join(manifest['label_set']['classes'])}; {{side}}x{{side}}x{args.channels}"
+    elif args.dataset == "landmarks":
         manifest = convert.convert_landmarks(args.csv, out, seed=args.seed, progress=progress,
                                              **size)
         what = "68 points, {side}px crops"
@@ -96,7 +112,7 @@ def cmd_records(args):
         manifest = convert.convert_genki(args.csv, out, channels=args.channels, folds=args.folds,
                                          seed=args.seed,
                                          centre_crop_fallback=args.centre_crop_fallback,
-                                         progress=progress, **size)
+                                         detector=args.detector, progress=progress, **size)
         what = "smile2, {side}px"
     else:
         manifest = convert.convert_fer2013(
@@ -116,7 +132,8 @@ def cmd_train(args):
     from fer_tf import models
     from fer_tf.training import run, tasks
     if run.cluster_task_type() in (None, "chief", "master"):
-        outputs.check(args.model_dir, "model_dir", "--model-dir", inputs=[args.data])
+        outputs.check(args.model_dir, "model_dir", "--model-dir",
+                      inputs=[args.data] + ([args.init_from] if args.init_from else []))
     metrics, export = run.train(args.model, args.data, args.model_dir,
                                 overrides=parse_hparams(args.hparams), epochs=args.epochs,
                                 max_steps=args.max_steps, eval_every_epochs=args.eval_every,
@@ -124,7 +141,8 @@ def cmd_train(args):
                                 strategy=args.strategy, skip_corrupt=args.skip_corrupt,
                                 vggface2_weights=args.vggface2_weights,
                                 allow_random_init=args.allow_random_init,
-                                progress_bar=not args.verbose)
+                                progress_bar=not args.verbose, init_from=args.init_from,
+                                splits={"train": args.train_split, "eval": args.eval_split})
     if metrics is not None:
         shown = tasks.of(models.get(args.model)).shown
         print(f"final eval at step {metrics['global_step']}: "
@@ -137,10 +155,11 @@ def cmd_train(args):
 def cmd_cv(args):
     from fer_tf.training import run
     model_dir = args.model_dir or f"runs/{args.model}_cv"
-    outputs.check(model_dir, "cv_dir", "--model-dir", inputs=[args.data])
+    outputs.check(model_dir, "cv_dir", "--model-dir",
+                  inputs=[args.data] + ([args.init_from] if args.init_from else []))
     accuracies = run.cross_validate(args.model, args.data, model_dir, args.folds,
                                     parse_hparams(args.hparams), args.epochs, args.seed,
-                                    eval_every_epochs=args.eval_every)
+                                    eval_every_epochs=args.eval_every, init_from=args.init_from)
     print(f"{args.model} {len(accuracies)}-fold cross-validation on {args.data}: accuracy "
           f"{statistics.mean(accuracies):.4f} ± {statistics.pstdev(accuracies):.4f} "
           f"(folds: {', '.join(f'{a:.3f}' for a in accuracies)})")
@@ -212,20 +231,22 @@ def cmd_export(args):
                                         args.allow_random_init)
     else:
         path = export.export(args.model_dir, args.out, float16=args.float16,
-                             tta=None if args.tta == "none" else args.tta)
+                             tta=None if args.tta == "none" else args.tta, int8=args.int8)
     print(f"exported {path}: {export.total_size(path) / 2**20:.2f} MiB "
-          f"(weights {export.weights_size(path) / 2**20:.2f} MiB"
-          f"{', float16' if args.float16 else ''})")
+          f"(weights {export.weights_size(path) / 2**20:.2f} MiB{storage_note(args)})")
+
+
+def storage_note(args):
+    return ", float16" if args.float16 else ", int8 kernels" if args.int8 else ""
 
 
 def cmd_ensemble(args):
     from fer_tf.serving import export
     outputs.check(args.out, "export", "--out", inputs=args.members)
     path = export.ensemble(args.members, args.out, weights=args.weights, float16=args.float16,
-                           tta=None if args.tta == "none" else args.tta)
+                           tta=None if args.tta == "none" else args.tta, int8=args.int8)
     print(f"exported {path}: ensemble of {len(args.members)}, {export.total_size(path) / 2**20:.2f} "
-          f"MiB (weights {export.weights_size(path) / 2**20:.2f} MiB"
-          f"{', float16' if args.float16 else ''})")
+          f"MiB (weights {export.weights_size(path) / 2**20:.2f} MiB{storage_note(args)})")
 
 
 def cmd_bottleneck(args):
@@ -273,6 +294,10 @@ def _parents():
     hparams.add_argument("--hparams", nargs="*", metavar="NAME=VALUE",
                          help="override hyper-parameters (checked against the model's declarations)")
     hparams.add_argument("--seed", type=whole(0), default=0)
+    hparams.add_argument("--init-from", metavar="PATH",
+                         help="start from the weights of an export (e.g. models/default) or model "
+                              "dir of the same architecture; a classifier for other classes "
+                              "starts fresh")
     vggface2 = Parser(add_help=False)
     vggface2.add_argument("--vggface2-weights", metavar="PATH",
                           help="keras-vggface rcmalli_vggface_tf_notop_resnet50.h5 (local file)")
@@ -291,11 +316,14 @@ def build_parser():
     p = sub.add_parser("records", parents=[quiet],
                        help="convert fer2013.csv (+ FER+ votes), GENKI-4K or 300-W to TFRecords")
     p.add_argument("csv", help="fer2013.csv or fer2013.csv.gz (Kaggle format); with --dataset "
-                   "genki or landmarks, the archive or its extracted folder")
+                   "genki or landmarks, the archive or its extracted folder; with --dataset "
+                   "folder, a folder with one sub-folder per class; with --dataset csv, a csv "
+                   "of path,label[,split]")
     p.add_argument("--dataset", default="fer2013", choices=DATASETS)
     p.add_argument("--out", help="output record folder (default: records/DATASET)")
     p.add_argument("--size", type=whole(8, 1024),
-                   help="output side (default: fer2013 48 — 224 for vggface2 —, genki 64, landmarks 128)")
+                   help="output side (default: fer2013, folder, csv 48 — 224 for vggface2 —, "
+                        "genki 64, landmarks 128)")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3))
     p.add_argument("--ferplus", help="fer2013new.csv: use FER+ majority-vote labels (8 classes)")
     p.add_argument("--ferplus-rule", default="majority", choices=["majority", "plurality"],
@@ -305,7 +333,13 @@ def build_parser():
                    help="Kaggle Usage column, or a seeded stratified 8:1:1 split")
     p.add_argument("--folds", type=whole(2, 100), default=10, help="genki: stratified folds")
     p.add_argument("--centre-crop-fallback", action="store_true",
-                   help="genki: centre-crop photos where no face is detected instead of dropping them")
+                   help="genki, folder, csv: centre-crop photos where no face is detected instead "
+                        "of dropping them")
+    p.add_argument("--classes", type=class_list, metavar="A,B,...",
+                   help="folder, csv: the classes in label order (default: every class found, "
+                        "sorted); photos of other classes are left out")
+    p.add_argument("--detector", choices=("blazeface", "dlib"), default="dlib",
+                   help="genki, folder, csv: the face detector (as in predict)")
     p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--shards", type=whole(1, 1024), default=8,
                    help="training shards (eval/test get 1/4)")
@@ -319,6 +353,10 @@ def build_parser():
     p.add_argument("--model-dir", required=True, help="checkpoints, events, exports; resumes")
     p.add_argument("--epochs", type=whole(1), help="default: the model's own")
     p.add_argument("--max-steps", type=whole(1), help="overrides --epochs")
+    p.add_argument("--train-split", default="train", metavar="SPLIT",
+                   help="record split(s) to train on, e.g. fold0+fold1+...+fold9 (default: train)")
+    p.add_argument("--eval-split", default="eval", metavar="SPLIT",
+                   help="record split that selects the best export (default: eval)")
     p.add_argument("--eval-every", type=whole(1), default=1, help="epochs between evaluations")
     p.add_argument("--checkpoint-steps", type=whole(1),
                    help="checkpoint (and evaluate) every N steps instead of every --eval-every epochs")
@@ -358,8 +396,12 @@ def build_parser():
                        help="copy a model dir's best SavedModel to a standalone folder")
     p.add_argument("--model-dir", required=True, help="a training model dir or a SavedModel")
     p.add_argument("--out", required=True)
-    p.add_argument("--float16", action="store_true",
-                   help="store the weights as float16 (half the size; computation stays float32)")
+    storage = p.add_mutually_exclusive_group()
+    storage.add_argument("--float16", action="store_true",
+                         help="store the weights as float16 (half the size; computation stays float32)")
+    storage.add_argument("--int8", action="store_true",
+                         help="store kernels as int8 with a scale per output channel (a quarter "
+                              "of the size; computation stays float32)")
     p.add_argument("--tta", choices=TTA_CHOICES, default="none",
                    help="build test-time views into the exported graph (same signatures)")
     p.add_argument("--tflite", action="store_true", help="write a .tflite model to --out instead")
@@ -373,7 +415,10 @@ def build_parser():
     p.add_argument("--out", required=True)
     p.add_argument("--weights", type=positive_number, nargs="+",
                    help="one weight per member (default: equal); choose them on PublicTest only")
-    p.add_argument("--float16", action="store_true", help="store the weights as float16")
+    storage = p.add_mutually_exclusive_group()
+    storage.add_argument("--float16", action="store_true", help="store the weights as float16")
+    storage.add_argument("--int8", action="store_true",
+                         help="store kernels as int8 with a scale per output channel")
     p.add_argument("--tta", choices=TTA_CHOICES, default="none",
                    help="test-time views for every member")
     p.set_defaults(func=cmd_ensemble)
@@ -402,6 +447,14 @@ def build_parser():
                         "pipeline), or BlazeFace (faster, aligns on its eye keypoints)")
     p.add_argument("--no-detect", action="store_true",
                    help="inputs are face crops already (FER2013-style): no detection")
+    p.add_argument("--align", type=int, choices=(68, 5), default=68,
+                   help="with --detector dlib: align on the eyes of dlib's 68-point predictor "
+                        "(the seed's pipeline) or its 5-point one (faster)")
+    p.add_argument("--no-smile", action="store_true",
+                   help="leave out the smile probability (the shipped smile model)")
+    p.add_argument("--workers", type=whole(1, 64), default=min(2, os.cpu_count() or 1),
+                   help="threads that detect and align faces while the main thread classifies "
+                        "(default: 2, or 1 on a 1-core machine)")
     p.add_argument("--upsample", type=whole(0, 3), help="dlib upsampling for small faces "
                    "(default: 1 for images under 256 px, else 0)")
     p.add_argument("--video-stride", type=whole(1), default=1, help="use every Nth video frame")

@@ -4,6 +4,7 @@ A label set travels with the data (records manifest) and with the model (export 
 model trained on one set is never silently evaluated on another.
 """
 import dataclasses
+import hashlib
 
 from fer_tf.errors import FerTfError
 
@@ -53,8 +54,31 @@ def get(name):
             f"unknown label set {name!r}; known: {', '.join(sorted(LABEL_SETS))}") from None
 
 
+# Colours for label sets a user brings (matplotlib's tab10, then repeated).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+CUSTOM_PREFIX = "custom-"
+
+
+def custom(classes):
+    """The label set of a user's own photos (`fer-tf records --dataset folder|csv`): its name
+    carries a hash of the class list, so two different sets never pass for one another."""
+    classes = tuple(classes)
+    if len(classes) < 2:
+        raise FerTfError(f"a label set needs at least two classes, found {list(classes)}")
+    digest = hashlib.sha1("\n".join(classes).encode()).hexdigest()[:8]
+    return LabelSet(CUSTOM_PREFIX + digest, classes,
+                    tuple(PALETTE[i % len(PALETTE)] for i in range(len(classes))))
+
+
 def from_json(obj):
     """The label set a manifest or export describes; it must match a known one exactly."""
+    if obj["name"].startswith(CUSTOM_PREFIX):
+        label_set = custom(obj["classes"])
+        if label_set.name != obj["name"]:
+            raise FerTfError(f"label set {obj['name']!r} does not match its classes "
+                             f"{obj['classes']} (edited by hand?)")
+        return label_set
     label_set = get(obj["name"])
     if list(obj["classes"]) != list(label_set.classes):
         raise FerTfError(f"label set {obj['name']!r} lists classes {obj['classes']}, "

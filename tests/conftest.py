@@ -11,6 +11,7 @@ DATA = os.path.join(os.path.dirname(__file__), "data")
 SAMPLE_CSV = os.path.join(DATA, "fer2013_sample.csv.gz")
 SAMPLE_FERPLUS = os.path.join(DATA, "fer2013new_sample.csv")
 FACE_PNG = os.path.join(DATA, "face_happy.png")
+TWO_FACES = os.path.join(DATA, "two_faces.jpg")     # GENKI-4K file0001 (smile) + file2500 side by side
 
 
 def sample_rows():

@@ -180,6 +180,18 @@ CASES = {
     "landmarks-annotate-user": ("landmarks {face} --dlib --annotate {user}", 1, ["--annotate", "did not write"]),
     "landmarks-ced-png-user-file": ("landmarks --evaluate {csv} --ced-png {user}/notes.txt", 1, ["--ced-png", "not a PNG written by fer-tf"]),
     "landmarks-model-is-classifier": ("landmarks {face} --model {export} --annotate {tmp}/lm", 1, ["--model", "not a landmark model"]),
+    # own photos, --init-from, weight storage, splits
+    "records-folder-is-file": ("records {face} --dataset folder --out {tmp}/r", 1, ["not a folder"]),
+    "records-folder-out-inside": ("records {faces} --dataset folder --out {faces}/r", 1, ["--out", "inside the input folder"]),
+    "records-classes-one": ("records {faces} --dataset folder --out {tmp}/r --classes a", 2, ["--classes", "two or more"]),
+    "records-classes-repeated": ("records {faces} --dataset folder --out {tmp}/r --classes a,a", 2, ["--classes"]),
+    "train-init-from-missing": ("train --data {records} --model-dir {tmp}/m --init-from {tmp}/nope", 1, ["--init-from", "no such directory"]),
+    "train-init-from-user-folder": ("train --data {records} --model-dir {tmp}/m --init-from {user}", 1, ["--init-from", "without a checkpoint"]),
+    "train-init-from-other-model": ("train --model vgg --data {records} --model-dir {tmp}/m --init-from {export}", 1, ["--init-from", "a lenet7 model"]),
+    "train-init-from-is-model-dir": ("train --data {records} --model-dir {run} --init-from {run}", 1, ["--model-dir"]),
+    "train-split-unknown": ("train --data {records} --model-dir {tmp}/m --train-split fold3", 1, ["no split 'fold3'"]),
+    "export-float16-and-int8": ("export --model-dir {export} --out {tmp}/e --float16 --int8", 2, ["--int8", "not allowed with"]),
+    "predict-smile-missing-label": ("predict {face} --model {export} --no-smile --format xml", 2, ["--format"]),
     # the parser
     "unknown-subcommand": ("fit --data {records}", 2, ["fit"]),
     "unknown-flag": ("train --data {records} --model-dir {tmp}/m --lr 0.1", 2, ["--lr"]),

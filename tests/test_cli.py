@@ -152,8 +152,10 @@ def test_eval_export_predict_commands(session_export, sample_records, tmp_path):
                     "--output", tmp_path / "out.csv")
     assert result.returncode == 0
     header, row = (tmp_path / "out.csv").read_text().splitlines()
-    assert header.split(",")[:9] == ["path", "frame", "face", "left", "top", "right", "bottom",
-                                     "label", "angry"] and len(row.split(",")) == 16
+    header, row = header.split(","), row.split(",")
+    assert header[:9] == ["path", "frame", "face", "left", "top", "right", "bottom", "label",
+                          "angry"] and header[-2:] == ["smile", "error"] and len(row) == 17
+    assert 0 <= float(row[header.index("smile")]) <= 1       # the shipped smile model, by default
 
 
 def test_vggface2_weights_flag_errors(sample_records, tmp_path):

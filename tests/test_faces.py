@@ -141,3 +141,18 @@ def test_blazeface_anchors_and_weighted_nms():
     assert len(merged) == 2 and merged[0][2] == 0.9
     np.testing.assert_allclose(merged[0][0], (boxes[0] * 0.9 + boxes[1] * 0.6) / 1.5)
     np.testing.assert_allclose(merged[0][1], np.full((6, 2), 3 * 0.6 / 1.5))
+
+
+def test_five_point_alignment_puts_the_eyes_where_68_points_do():
+    """dlib's 5-point predictor (eye corners) places each eye centre within 3 % of the eye
+    distance of the 68-point centres, and loads no 68-point model."""
+    from conftest import TWO_FACES
+    rgb = faces.load_image(TWO_FACES)
+    full = faces.FacePipeline(upsample=1).faces(rgb)
+    five = faces.FacePipeline(upsample=1, landmarks=False, align_points=5)
+    quick = five.faces(rgb)
+    assert len(full) == len(quick) == 2 and five._predictor is None
+    for a, b in zip(full, quick):
+        assert b.landmarks is None and b.eyes.shape == (2, 2)
+        distance = np.linalg.norm(a.eyes[1] - a.eyes[0])
+        assert np.abs(a.eyes - b.eyes).max() < 0.03 * distance

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import FACE_PNG
-from fer_tf import predict
+from fer_tf import analyzer, predict
 from fer_tf.serving import exported
 
 
@@ -116,16 +116,16 @@ def test_rows_are_written_as_pictures_complete(export, tmp_path, monkeypatch):
     """A failure after the first picture keeps that picture's row in --output."""
     cv2.imwrite(str(tmp_path / "1.png"), face_scene())
     cv2.imwrite(str(tmp_path / "2.png"), face_scene())
-    original = predict.Predictor.add
+    original = analyzer.Analyzer.add
     seen = []
 
-    def add_then_fail(self, item, rgb):
+    def add_then_fail(self, item, rgb, keep_image=False):
         if seen:
             raise RuntimeError("disk went away")
         seen.append(item)
-        return original(self, item, rgb) + self.finish()
+        return original(self, item, rgb, keep_image) + self.finish()
 
-    monkeypatch.setattr(predict.Predictor, "add", add_then_fail)
+    monkeypatch.setattr(analyzer.Analyzer, "add", add_then_fail)
     out = tmp_path / "out.jsonl"
     with pytest.raises(RuntimeError):
         predict.run([str(tmp_path / "1.png"), str(tmp_path / "2.png")], export, "jsonl", str(out))

@@ -1,6 +1,8 @@
 """Every export shipped under models/: loads, serves PNG bytes and raw faces alike, calls the
 bundled happy face happy, and reproduces the accuracy recorded for it on the sample's
-PrivateTest rows (tests/data/shipped_models.json) within one face."""
+PrivateTest rows (tests/data/shipped_models.json) within one face; a model of other classes
+(the smile model: "records": null) is checked on its signatures and the happy face only, its
+figures live in the README (and tests/test_api.py runs it on a real photo)."""
 import json
 import os
 
@@ -25,7 +27,11 @@ def test_every_shipped_model_has_a_recorded_figure():
 def test_shipped_model(name, sample_records, ferplus_records):
     model = exported.ExportedModel(os.path.join(MODELS, name))
     recorded = RECORDED[name]
-    data = {"fer2013": sample_records, "ferplus": ferplus_records}[recorded["records"]]
+    if recorded["records"] is None:          # not a FER model (smile): the happy face below,
+        data = sample_records                # and both signatures agree on the sample's faces
+        recorded = {"test_faces": 49, "test_correct": None}
+    else:
+        data = {"fer2013": sample_records, "ferplus": ferplus_records}[recorded["records"]]
     correct = total = 0
     for encoded, labels in records.iter_split(data, "test", 64):
         from_bytes = model.predict(encoded)
@@ -35,6 +41,7 @@ def test_shipped_model(name, sample_records, ferplus_records):
         correct += int((from_bytes.argmax(axis=1) == labels).sum())
         total += len(labels)
     assert total == recorded["test_faces"]
-    assert abs(correct - recorded["test_correct"]) <= 1, f"{correct} of {total} correct"
+    if recorded["test_correct"] is not None:
+        assert abs(correct - recorded["test_correct"]) <= 1, f"{correct} of {total} correct"
     happy = model.predict([open(FACE_PNG, "rb").read()])[0]
-    assert model.label_set.classes[happy.argmax()] in ("happy", "happiness")
+    assert model.label_set.classes[happy.argmax()] in ("happy", "happiness", "smile")

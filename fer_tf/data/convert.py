@@ -106,9 +106,9 @@ def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, s
 
 
 def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre_crop_fallback=False,
-                  upsample=None, progress=True, log=print):
-    """GENKI-4K -> records: each photo's most confident dlib face, aligned like FER2013 faces
-    (the shared face pipeline), in `folds` stratified, seeded folds (splits fold0 ... foldK-1;
+                  upsample=None, progress=True, detector="dlib", log=print):
+    """GENKI-4K -> records: each photo's most confident face (dlib or BlazeFace), aligned like
+    FER2013 faces (the shared face pipeline), in `folds` stratified, seeded folds (splits fold0 ... foldK-1;
     train/eval/test alias folds 0..K-3, K-2, K-1). Photos without a detected face are listed in
     the manifest and dropped, or centre-cropped with `centre_crop_fallback`."""
     from fer_tf import faces
@@ -121,7 +121,7 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
         raise FerTfError(f"{source}: no GENKI-4K photos found")
     fold_of = genki4k.stratified_folds(smiles, folds, seed)
     names = [f"fold{k}" for k in range(folds)]
-    pipeline = faces.FacePipeline()
+    pipeline = faces.FacePipeline(detector=detector, landmarks=False)
     failed, centre_cropped, unreadable = [], [], []
     with atomic.atomic_directory(out_dir) as tmp:
         writer = records.ShardedWriter(tmp, names, {n: 1 for n in names}, label_set.num_classes)
@@ -134,15 +134,11 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
                 except faces.BadImage as e:
                     unreadable.append(f"{photo.name}: {e}")
                     continue
-                pipeline.upsample = (upsample if upsample is not None
-                                     else int(max(rgb.shape[:2]) < 256))
-                found = pipeline.faces(rgb)
-                if found:
-                    crop = faces.align(rgb, found[0].landmarks, size, channels)
-                elif centre_crop_fallback:
+                crop = faces.best_face_crop(pipeline, rgb, size, channels, upsample)
+                if crop is None and centre_crop_fallback:
                     crop = faces.centre_crop(rgb, size, channels)
                     centre_cropped.append(photo.name)
-                else:
+                elif crop is None:
                     failed.append(photo.name)
                     continue
                 example = records.make_example(crop, photo.smile, photo.index, pose=photo.pose)
@@ -153,7 +149,7 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
             dataset="genki4k", label_set=label_set.to_json(),
             image=records.Manifest.image_info(size, channels), splits=writer.split_summary(),
             source=archive_source(source),
-            options={"size": size, "channels": channels,
+            options={"size": size, "channels": channels, "detector": detector,
                      "centre_crop_fallback": centre_crop_fallback, "upsample": upsample},
             extra={"split_aliases": {"train": "+".join(names[:-2]), "eval": names[-2],
                                      "test": names[-1]},
@@ -222,3 +218,76 @@ def face_box(pipeline, rgb, points):
         if landmark_crops.iou(box, truth) > 0.3:
             return box, "detector"
     return truth, "ground_truth"
+
+
+def convert_photos(source, out_dir, layout, size=48, channels=1, seed=0, classes=None,
+                   centre_crop_fallback=False, detector="dlib", upsample=None, shards=4,
+                   progress=True, log=print):
+    """A user's labelled photos (`layout` folder or csv, see photos.py) -> records: each photo's
+    most confident face aligned like FER2013 faces at size x size (the same face pipeline as
+    `fer-tf predict`), split as the csv says or by a seeded stratified 8:1:1 split. Photos
+    without a face are dropped (or centre-cropped) and, with unreadable ones, listed in the
+    manifest and reported one line each."""
+    from fer_tf import faces
+    from fer_tf.data import photos as photo_sets
+    read = photo_sets.read_folder if layout == "folder" else photo_sets.read_csv
+    names, items, problems = read(source, classes)
+    label_set = label_sets.custom(names)
+    for problem in problems:
+        log(f"skipped: {problem}")
+    if not items:
+        raise FerTfError(f"{source}: no labelled photos found")
+    index = {name: i for i, name in enumerate(names)}
+    split_from = "csv" if items[0].split is not None else "stratified"
+    if split_from == "stratified":
+        for photo, split in zip(items, fer2013.stratified_splits([index[p.label] for p in items],
+                                                                 seed)):
+            photo.split = split
+    pipeline = faces.FacePipeline(detector=detector, landmarks=False)
+    failed, centre_cropped, unreadable = [], [], []
+    with atomic.atomic_directory(out_dir) as tmp:
+        writer = records.ShardedWriter(tmp, SPLITS, default_shards(shards), label_set.num_classes)
+        try:
+            for i, photo in enumerate(tqdm(items, desc="detecting and aligning", unit=" photos",
+                                           disable=not progress, mininterval=1.0)):
+                try:
+                    rgb = faces.load_image(photo.path)
+                except faces.BadImage as e:
+                    unreadable.append(f"{photo.where}: {e}")
+                    continue
+                crop = faces.best_face_crop(pipeline, rgb, size, channels, upsample)
+                if crop is None and centre_crop_fallback:
+                    crop = faces.centre_crop(rgb, size, channels)
+                    centre_cropped.append(photo.where)
+                elif crop is None:
+                    failed.append(photo.where)
+                    continue
+                label = index[photo.label]
+                writer.write(photo.split, records.make_example(crop, label, i), label)
+        finally:
+            writer.close()
+        summary = writer.split_summary()
+        empty = [s for s in SPLITS if summary[s]["count"] == 0]
+        if empty:
+            raise FerTfError(f"{source}: split(s) {', '.join(empty)} would be empty "
+                             f"({sum(v['count'] for v in summary.values())} faces); add photos "
+                             "(about 10 per class at least) or give the splits in a csv")
+        manifest = records.write_manifest(tmp, records.Manifest(
+            dataset=layout, label_set=label_set.to_json(),
+            image=records.Manifest.image_info(size, channels), splits=summary,
+            source={"path": os.path.basename(os.path.normpath(source)), "sha256": None},
+            options={"size": size, "channels": channels, "seed": seed, "detector": detector,
+                     "centre_crop_fallback": centre_crop_fallback, "upsample": upsample,
+                     "classes_given": bool(classes), "split": split_from},
+            extra={"faces": {"photos": len(items),
+                             "detected": len(items) - len(failed) - len(unreadable)
+                             - len(centre_cropped), "detection_failed": failed,
+                             "centre_cropped": centre_cropped, "unreadable": unreadable,
+                             "left_out": problems}}))
+    for what in unreadable:
+        log(f"skipped: {what}")
+    for where in failed:
+        log(f"skipped: {where}: no face found (--centre-crop-fallback keeps it as a centre crop)")
+    log(f"faces found in {manifest['faces']['detected']} of {len(items)} photos"
+        + (f"; {len(centre_cropped)} centre-cropped" if centre_cropped else ""))
+    return manifest

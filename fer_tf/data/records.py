@@ -186,7 +186,12 @@ def resolve_split(manifest, split):
     """A split name -> the stored splits it stands for: itself, an alias from the manifest
     (GENKI's train = fold0+...+fold7), or an explicit `fold1+fold2` union."""
     name = manifest.get("split_aliases", {}).get(split, split)
-    return name.split("+")
+    parts = name.split("+")
+    unknown = [p for p in parts if p not in manifest["splits"]]
+    if unknown:
+        known = sorted(manifest["splits"]) + sorted(manifest.get("split_aliases", {}))
+        raise FerTfError(f"no split {unknown[0]!r} (the folder has {', '.join(known)})")
+    return parts
 
 
 def kind(manifest):
@@ -200,10 +205,6 @@ def split_files(directory, manifest, split):
     splits = manifest["splits"]
     paths = []
     for part in resolve_split(manifest, split):
-        if part not in splits:
-            known = sorted(splits) + sorted(manifest.get("split_aliases", {}))
-            raise FerTfError(f"{os.path.join(directory, MANIFEST)}: no split {part!r} (has "
-                             f"{', '.join(known)}); convert with a split that provides it")
         if splits[part]["count"] == 0:
             raise FerTfError(f"{os.path.join(directory, MANIFEST)}: split {part!r} is empty; "
                              "reconvert with data for it (or --split stratified)")

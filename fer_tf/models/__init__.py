@@ -26,7 +26,7 @@ COMMON_HPARAMS = {
     "weight_decay": HParam(1e-4, low=0),       # L2 on kernels, added to the loss
     "keep_prob": HParam(0.5, low=0, high=1, low_open=True),   # dropout keep probability
     "loss": HParam("ce", choices=("ce", "votes")),  # majority label | FER+ vote distribution
-    "class_weights": HParam("none", choices=("none", "balanced")),
+    "class_weights": HParam("none", choices=("none", "balanced", "sqrt")),
     "balanced_sampling": HParam(False),         # resample training faces to uniform classes
     "label_smoothing": HParam(0.0, low=0, high=1, high_open=True),
     "augment": HParam(True),

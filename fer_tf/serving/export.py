@@ -1,8 +1,9 @@
 """Standalone exports of a training run's best SavedModel, and ensembles of exports.
 
 Classifiers are rebuilt from their metadata and weights (fer_tf/serving/rebuild.py): the export gets the
-raw-faces signature beside `image_bytes`, optionally float16 storage (half the size on disk; the
-computation stays float32 — weights are cast once at load) and test-time views in the graph.
+raw-faces signature beside `image_bytes`, optionally float16 or int8 weight storage (half or a
+quarter of the size on disk; the computation stays float32 — weights are converted once at load)
+and test-time views in the graph.
 """
 import json
 import os
@@ -63,20 +64,27 @@ def is_head_run(model_dir):
         return json.load(f).get("model") == "vggface2_head"
 
 
-def export(model_dir, out, float16=False, tta=None):
+def storage_of(float16, int8):
+    if float16 and int8:
+        raise FerTfError("--float16 and --int8: choose one weight storage")
+    return "int8" if int8 else "float16" if float16 else "float32"
+
+
+def export(model_dir, out, float16=False, tta=None, int8=False):
     """A standalone SavedModel of a run's best export (or of an export): classifiers are rebuilt
     (both signatures; float16 storage and test-time views on request), others are copied."""
     source = exported.resolve_export(model_dir, "--model-dir")
     meta = exported.read_meta(source)       # refuses exports that carry no label set
     rebuildable = meta["model"] == "ensemble" or tasks.of(models.get(meta["model"])).rebuildable
-    if not rebuildable and (float16 or tta):
-        raise FerTfError(f"--model-dir {model_dir}: --float16 and --tta apply to classifiers; "
+    storage = storage_of(float16, int8)
+    if not rebuildable and (storage != "float32" or tta):
+        raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers; "
                          f"{meta['model']} is exported as it is")
     meta = rebuild.with_tta(meta, tta)
     with atomic.atomic_directory(out) as tmp:
         if rebuildable:
             os.rmdir(tmp)                   # the SavedModel builder wants to create the folder
-            rebuild.write(meta, {"": rebuild.weight_source(source)}, tmp, float16=float16)
+            rebuild.write(meta, {"": rebuild.weight_source(source)}, tmp, storage)
         else:
             for entry in os.listdir(source):
                 src = os.path.join(source, entry)
@@ -84,7 +92,7 @@ def export(model_dir, out, float16=False, tta=None):
     return out
 
 
-def ensemble(member_paths, out, weights=None, float16=False, tta=None):
+def ensemble(member_paths, out, weights=None, float16=False, tta=None, int8=False):
     """One SavedModel averaging the members' probabilities (weighted), same signatures."""
     metas, readers = [], {}
     for k, path in enumerate(member_paths):
@@ -96,7 +104,7 @@ def ensemble(member_paths, out, weights=None, float16=False, tta=None):
     meta = rebuild.with_tta(rebuild.ensemble_meta(metas, weights), tta)
     with atomic.atomic_directory(out) as tmp:
         os.rmdir(tmp)
-        rebuild.write(meta, readers, tmp, float16=float16)
+        rebuild.write(meta, readers, tmp, storage_of(float16, int8))
     return out
 
 

@@ -10,6 +10,8 @@ Both return `probabilities`, `classes` and `class_names`.
 
 float16 storage: the weights are stored as float16 (half the size) and cast once, when the
 SavedModel is loaded, into float32 local variables that the graph reads — not on every call.
+int8 storage: kernels are stored as int8 with one float32 scale per output channel (symmetric,
+a quarter of the size), the other weights as float16; dequantized once at load the same way.
 
 An ensemble is a weighted average of its members' probabilities; each member keeps its own
 input size, channels, normalisation and test-time views, under the scope `memberK/`.
@@ -24,7 +26,7 @@ from fer_tf.data import preprocess
 from fer_tf.errors import FerTfError
 from fer_tf.outputs import META_FILE
 from fer_tf.serving import exported
-from fer_tf.training import model_fn, tasks
+from fer_tf.training import model_fn, tasks, warm_start
 from fer_tf.training.config import RunSpec
 from fer_tf.training.receivers import INPUT_KEY
 
@@ -105,10 +107,45 @@ class Float16Storage:
                           for stored, local in self.copies.values()], name="cast_weights_once")
 
 
-def build_graph(meta, float16=False):
+class Int8Storage(Float16Storage):
+    """Float16Storage, except kernels (rank >= 2): int8 plus a float32 scale per output channel
+    (`NAME` and `NAME_scale`; `load_weights` quantizes)."""
+
+    def __call__(self, getter, name, *args, dtype=tf.float32, **kwargs):
+        shape = kwargs.get("shape")
+        if dtype.base_dtype != tf.float32 or shape is None or len(shape) < 2:
+            return super().__call__(getter, name, *args, dtype=dtype, **kwargs)
+        if name not in self.copies:
+            plain = {k: v for k, v in kwargs.items() if k not in ("initializer", "regularizer")}
+            stored = getter(name, *args, dtype=tf.int8, initializer=v1.zeros_initializer(), **plain)
+            scale = getter(name + warm_start.SCALE_SUFFIX, *args, dtype=tf.float32,
+                           initializer=v1.ones_initializer(),
+                           **{**plain, "shape": [shape[-1]], "trainable": False})
+            local = v1.Variable(tf.zeros(stored.shape, tf.float32), trainable=False,
+                                collections=[v1.GraphKeys.LOCAL_VARIABLES],
+                                name=f"{name}_float32")
+            self.copies[name] = (stored, local)
+            self.scales[name] = scale
+        return self.copies[name][1]
+
+    def __init__(self):
+        super().__init__()
+        self.scales = {}
+
+    def init_op(self):
+        return tf.group(*[local.assign(tf.cast(stored, tf.float32) * self.scales[name]
+                                       if name in self.scales else tf.cast(stored, tf.float32))
+                          for name, (stored, local) in self.copies.items()],
+                        name="dequantize_weights_once")
+
+
+STORAGES = {"float32": None, "float16": Float16Storage, "int8": Int8Storage}
+
+
+def build_graph(meta, storage="float32"):
     """-> (signature_def_map, init op or None) in the current graph."""
     classes = list(meta["label_set"]["classes"])
-    storage = Float16Storage() if float16 else None
+    storage = STORAGES[storage]() if STORAGES[storage] else None
     image_bytes = v1.placeholder(tf.string, [None], name=INPUT_KEY)
     faces = v1.placeholder(tf.uint8, [None, *meta["image_size"]], name=FACES_KEY)
 
@@ -132,23 +169,43 @@ def weight_source(export_dir):
     return tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
 
 
+def quantize(weights):
+    """float kernel -> (int8 values, float32 scale per output channel): symmetric, round to
+    nearest, so the largest magnitude of each channel maps to 127."""
+    axes = tuple(range(weights.ndim - 1))
+    scale = np.abs(weights).max(axis=axes) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    return np.clip(np.round(weights / scale), -127, 127).astype(np.int8), scale
+
+
 def load_weights(sess, readers):
     """Fill every global variable from its member's weights: `readers` maps a scope ('' for a
-    single model) to a checkpoint reader whose names carry no scope."""
+    single model) to a checkpoint reader whose names carry no scope. Sources of any storage
+    (float32, float16, int8) are read as float and stored as the variable wants."""
+    suffix = warm_start.SCALE_SUFFIX
     for var in v1.global_variables():
         name = var.op.name
         scope, _, rest = name.partition("/")
         reader, key = (readers[scope], rest) if scope in readers and scope else (readers[""], name)
-        if not reader.has_tensor(key):
-            raise FerTfError(f"variable {key} is missing from the weights of "
+        quantized_scale = key.endswith(suffix) and var.dtype.base_dtype == tf.float32 and \
+            not reader.has_tensor(key)
+        base = key[:-len(suffix)] if quantized_scale else key
+        if not reader.has_tensor(base):
+            raise FerTfError(f"variable {base} is missing from the weights of "
                              f"{'member ' + scope if scope else 'the export'}; re-export it")
-        var.load(reader.get_tensor(key).astype(var.dtype.base_dtype.as_numpy_dtype), sess)
+        value = warm_start.read_float(reader, base)
+        if quantized_scale:
+            value = quantize(value)[1]
+        elif var.dtype.base_dtype == tf.int8:
+            value = quantize(value)[0]
+        var.load(value.astype(var.dtype.base_dtype.as_numpy_dtype), sess)
 
 
-def write(meta, readers, out_dir, float16=False):
-    """Write the rebuilt SavedModel to `out_dir` (a fresh path) with fer-tf's assets."""
+def write(meta, readers, out_dir, storage="float32"):
+    """Write the rebuilt SavedModel to `out_dir` (a fresh path) with fer-tf's assets;
+    `storage`: float32, float16 or int8 weights (STORAGES)."""
     with tf.Graph().as_default():
-        signatures, init_op = build_graph(meta, float16)
+        signatures, init_op = build_graph(meta, storage)
         with v1.Session() as sess:
             sess.run(v1.local_variables_initializer())
             load_weights(sess, readers)

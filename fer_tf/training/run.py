@@ -13,7 +13,7 @@ from fer_tf import atomic, models
 from fer_tf.data import records
 from fer_tf.errors import FerTfError, UsageError
 from fer_tf.outputs import META_FILE, RUN_META
-from fer_tf.training import inputs, progress, tasks
+from fer_tf.training import inputs, progress, tasks, warm_start
 from fer_tf.training.config import RunSpec
 from fer_tf.training.receivers import INPUT_KEY
 LOCK_FILE = ".fer_tf.lock"
@@ -56,12 +56,14 @@ def cluster_task_type():
 
 
 def class_weight_values(manifest, mode, train_split="train"):
-    """'balanced': n / (k * n_c) from the training counts (sklearn's definition)."""
+    """'balanced': n / (k * n_c) from the training counts (sklearn's definition); 'sqrt': its
+    square root, a milder push toward rare classes that costs less overall accuracy."""
     if mode == "none":
         return None
     counts = records.split_per_class(manifest, train_split)
     total, k = sum(counts), len(counts)
-    return [total / (k * max(c, 1)) for c in counts]
+    weights = [total / (k * max(c, 1)) for c in counts]
+    return [w ** 0.5 for w in weights] if mode == "sqrt" else weights
 
 
 def check_run_meta(model_dir, meta, write=True):
@@ -153,6 +155,11 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
         raise FerTfError(f"--hparams loss=votes needs FER+ votes, but {data_dir} has none; "
                          "convert with --ferplus fer2013new.csv")
     splits = {"train": "train", "eval": "eval", **(splits or {})}
+    for role, split in splits.items():
+        try:
+            records.resolve_split(manifest, split)
+        except FerTfError as e:
+            raise FerTfError(f"--{role}-split {split}: {e} in {data_dir}") from None
     run = RunSpec(model=spec.name, classes=tuple(label_set.classes),
                   image_size=tuple(spec.image_size), data_dir=data_dir,
                   train_split=splits["train"], eval_split=splits["eval"], max_steps=max_steps,
@@ -215,12 +222,17 @@ def best_export(model_dir):
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
           eval_every_epochs=1, checkpoint_steps=None, seed=0, strategy=None,
           skip_corrupt=False, vggface2_weights=None, allow_random_init=False, splits=None,
-          progress_bar=False, log=print):
+          progress_bar=False, init_from=None, log=print):
     """train_and_evaluate; returns (final eval metrics, path of the best export). `splits` maps
-    train/eval to other record splits (cross-validation folds)."""
+    train/eval to other record splits (cross-validation folds); `init_from`: an export or model
+    dir of the same architecture whose matching weights start the run (warm_start.py)."""
     prepared = prepare(model_name, data_dir, overrides, splits, seed=seed,
                        skip_corrupt=skip_corrupt)
     spec, task, manifest, params = prepared.spec, prepared.task, prepared.manifest, prepared.params
+    if init_from and not task.warm_starts:
+        raise UsageError(f"--init-from: not available for {spec.name} ({task.name} models)")
+    if init_from:
+        warm_start.source(init_from)          # checked before any work
     n_train = records.split_count(manifest, prepared.run.train_split)
     records.split_files(data_dir, manifest, prepared.run.train_split)
     records.split_files(data_dir, manifest, prepared.run.eval_split)
@@ -251,8 +263,12 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         # Summaries at least once per evaluation, so even short runs draw curves.
         config = make_run_config(model_dir, save_steps, seed, strategy, params["mixed_precision"],
                                  summary_steps=max(1, min(100, save_steps)))
-        estimator = task.estimator(config, params, run,
-                                   tasks.Options(vggface2_weights, allow_random_init, log))
+        options = tasks.Options(vggface2_weights, allow_random_init, log)
+        if init_from:
+            traced = task.estimator(config, params, run, options)
+            options = dataclasses.replace(options, warm_start=warm_start.settings(
+                init_from, spec.name, traced, run, model_dir, log))
+        estimator = task.estimator(config, params, run, options)
         # A head trained on cached features has no image input of its own: `fer-tf export
         # --vggface2-weights` assembles base + head into an image-bytes SavedModel afterwards.
         exporters = [] if task.receiver is None else [tf.estimator.BestExporter(
@@ -299,7 +315,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
 
 
 def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, epochs=None,
-                   seed=0, eval_every_epochs=5, log=print):
+                   seed=0, eval_every_epochs=5, init_from=None, log=print):
     """k-fold cross-validation over the manifest's folds: fold k is held out and evaluated after
     training on the others (the last evaluation, nothing selected on it). Each fold has its own
     model dir under `model_dir`, so a rerun resumes. Evaluating (and exporting) a fold every epoch
@@ -313,16 +329,28 @@ def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, 
     folds = folds or available
     if folds != available:
         raise FerTfError(f"--folds {folds}: {data_dir} was converted with {available} folds")
-    accuracies = []
+    accuracies, correct, counted = [], 0, 0
     for k in range(folds):
         others = "+".join(f"fold{j}" for j in range(folds) if j != k)
         metrics, _ = train(model_name, data_dir, os.path.join(model_dir, f"fold{k}"), overrides,
                            epochs=epochs, eval_every_epochs=eval_every_epochs, seed=seed + k,
-                           splits={"train": others, "eval": f"fold{k}"}, log=log)
+                           splits={"train": others, "eval": f"fold{k}"}, init_from=init_from,
+                           log=log)
         accuracies.append(float(metrics["accuracy"]))
-        log(f"fold {k}: accuracy {accuracies[-1]:.4f} on {records.split_count(manifest, f'fold{k}')} faces")
-    atomic.write_json(os.path.join(model_dir, "cv.json"), {
-        "model": model_name, "data": data_dir, "folds": folds, "accuracies": accuracies,
-        "mean": sum(accuracies) / folds,
-        "std": (sum((a - sum(accuracies) / folds) ** 2 for a in accuracies) / folds) ** 0.5})
+        faces = records.split_count(manifest, f"fold{k}")
+        correct += round(accuracies[-1] * faces)
+        counted += faces
+        log(f"fold {k}: accuracy {accuracies[-1]:.4f} on {faces} faces")
+    photos = manifest.get("faces", {}).get("photos")
+    summary = {"model": model_name, "data": data_dir, "folds": folds, "accuracies": accuracies,
+               "mean": sum(accuracies) / folds,
+               "std": (sum((a - sum(accuracies) / folds) ** 2 for a in accuracies) / folds) ** 0.5,
+               "correct": correct, "faces": counted, "photos": photos,
+               # Photos where no face was found count as errors here (they were never classified).
+               "accuracy_all_photos": correct / photos if photos else None,
+               "init_from": init_from}
+    atomic.write_json(os.path.join(model_dir, "cv.json"), summary)
+    if photos and photos != counted:
+        log(f"over all {photos} photos, a photo without a detected face counted wrong: accuracy "
+            f"{correct / photos:.4f} ({correct} correct)")
     return accuracies

@@ -28,6 +28,7 @@ class Task:
     shown: tuple = ("accuracy", "mean_per_class_accuracy")
     rebuildable: bool = False       # its exports can be rebuilt (float16, TTA, ensembles, TFLite)
     schedules: bool = True          # honours lr_schedule (plateau included)
+    warm_starts: bool = False       # can start from another run's weights (--init-from)
 
     def better(self, best_eval_result, current_eval_result):
         """BestExporter's compare_fn."""
@@ -41,11 +42,13 @@ class Options:
     vggface2_weights: str = None
     allow_random_init: bool = False
     log: callable = print
+    warm_start: object = None       # tf.estimator.WarmStartSettings (--init-from)
 
 
 def _estimator(make_model_fn):
     def build(config, params, run, options):
-        return tf.estimator.Estimator(make_model_fn(run), config=config, params=params)
+        return tf.estimator.Estimator(make_model_fn(run), config=config, params=params,
+                                      warm_start_from=options.warm_start)
     return build
 
 
@@ -62,7 +65,7 @@ def _keras_head(config, params, run, options):
 
 TASKS = {task.name: task for task in (
     Task("classification", "images", _estimator(model_fn.classifier_model_fn),
-         receivers.serving_input_receiver_fn, rebuildable=True),
+         receivers.serving_input_receiver_fn, rebuildable=True, warm_starts=True),
     Task("landmarks", "landmarks", _estimator(model_fn.landmark_model_fn),
          lambda size: receivers.landmark_serving_input_receiver_fn(size[0]),
          metric="nme", higher_is_better=False, shown=("nme", "failure_rate_8", "failure_rate_10")),
