@@ -17,10 +17,12 @@ import tensorflow as tf  # noqa: E402
 from fer_tf import logs, models  # noqa: E402
 
 
-
-
 def cost(name, num_classes=7):
+    """(parameters, forward FLOPs of one image) with the model's defaults — for a landmark model
+    its 136 outputs, and its test-time views if it builds them in (as served)."""
     spec = models.get(name)
+    if spec.task == "landmarks":
+        num_classes = 136
     with tf.Graph().as_default() as graph:
         hp = spec.default_hparams()
         if spec.keras_model:            # a Keras model (it normalises inside)

@@ -15,6 +15,7 @@ SMALL = {
     "clique": {"clique_k": 8, "clique_nodes": 3},
     "vgg": {"widths": [8, 8, 8, 8], "fc_units": [16]},
     "landmarks": {"width": 0.25, "dense_units": 32},
+    "landmarks_hm": {"width": 0.25},
     "vggface2": {"width": 0.0625},
     "vggface2_head": {"width": 0.0625},
 }

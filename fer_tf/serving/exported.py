@@ -103,7 +103,7 @@ class LandmarkModel:
     def __init__(self, path, flag="--model"):
         self.path = resolve_export(path, flag)
         meta = read_meta(self.path)
-        if meta["model"] != "landmarks":
+        if meta["label_set"]["name"] != label_sets.LANDMARKS68.name:
             raise FerTfError(f"{flag} {path}: a {meta['model']} model, not a landmark model")
         self._signatures = Signatures(self.path, flag)
 

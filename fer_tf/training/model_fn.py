@@ -146,6 +146,14 @@ class ClassifierHead:
         return {"batch_accuracy": accuracy}
 
 
+def wing_loss(errors, w=10.0, epsilon=2.0):
+    """Feng et al., CVPR 2018: logarithmic for small errors (|x| < w), so they keep a gradient
+    that MSE lets vanish; linear beyond, like L1, continuous at w."""
+    errors = tf.abs(errors)
+    c = w - w * tf.math.log(1.0 + w / epsilon)
+    return tf.where(errors < w, w * tf.math.log(1.0 + errors / epsilon), errors - c)
+
+
 def face_nme(points, truth):
     """Per-face mean point error / outer-eye-corner distance (0-based points 36 and 45)."""
     errors = tf.reduce_mean(tf.norm(points - truth, axis=-1), axis=-1)
@@ -154,7 +162,7 @@ def face_nme(points, truth):
 
 class LandmarkHead:
     """136 outputs -> 68 crop-normalised points (and photo pixels through the crop window);
-    MSE; NME and failure rates at 8 % and 10 %."""
+    MSE or the wing loss (`landmark_loss`); NME and failure rates at 8 % and 10 %."""
 
     def outputs(self, run):
         return 136
@@ -174,8 +182,12 @@ class LandmarkHead:
         return predictions
 
     def loss(self, predictions, labels, features, params, run):
-        return v1.losses.mean_squared_error(tf.reshape(labels, [-1, 136]),
-                                            tf.reshape(predictions["points_normalized"], [-1, 136]))
+        truth = tf.reshape(labels, [-1, 136])
+        points = tf.reshape(predictions["points_normalized"], [-1, 136])
+        if params.get("landmark_loss", "mse") == "wing":
+            # In pixels of the 128 px crop, where the wing loss's w = 10, epsilon = 2 apply.
+            return tf.reduce_mean(tf.reduce_sum(wing_loss((points - truth) * 128.0), axis=-1))
+        return v1.losses.mean_squared_error(truth, points)
 
     def metrics(self, predictions, labels, run):
         nme = face_nme(predictions["points_normalized"], labels)
