@@ -184,6 +184,7 @@ class Analyzer:
         classifies; 2 uses both cores of a 2-core machine.
     align_points: with dlib's detector, the eyes that align each face come from its 68-point
         (default, the seed's pipeline) or 5-point predictor (faster to load and run).
+    An Analyzer runs one call at a time: share it between threads only behind a lock.
     """
 
     def __init__(self, model=None, smile=True, landmarks="dlib", detector="dlib",
@@ -242,7 +243,9 @@ class Analyzer:
         `workers` > 1, detection and alignment run in a pool of threads (one face pipeline per
         thread: dlib objects must not be shared), a bounded window ahead of the main thread,
         which classifies in batches. `flush_each`: True, or a predicate on the Result, to
-        classify a picture's faces before the next one is read (a webcam)."""
+        classify a picture's faces before the next one is read (a webcam). One stream at a time
+        per Analyzer (use one Analyzer per thread); a new call drops what an abandoned one left."""
+        self._pending, self._waiting = [], []
         flush = flush_each if callable(flush_each) else (lambda result: flush_each)
         if self.workers <= 1:
             for result, rgb in pictures:

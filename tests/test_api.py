@@ -12,15 +12,7 @@ from PIL import Image
 import fer_tf
 from conftest import FACE_PNG, TWO_FACES
 from fer_tf import analyzer, labels
-
-
-def scene(shift=0):
-    """A 500x300 grey scene with two upscaled FER2013 faces (one mirrored)."""
-    face = cv2.resize(cv2.imread(FACE_PNG, 0), (192, 192), interpolation=cv2.INTER_CUBIC)
-    canvas = np.full((300, 500), 128, np.uint8)
-    canvas[50 + shift:242 + shift, 20:212] = face
-    canvas[60:252, 280:472] = cv2.flip(face, 1)
-    return canvas
+from test_predict import face_scene as scene      # two faces, one mirrored, on a 500x300 grey
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +164,15 @@ def test_worker_pool_gives_the_single_threaded_results(lenet_export, tmp_path, m
     assert [summary(r) for i, r in enumerate(crashed) if i != 2] == \
         [summary(r) for i, r in enumerate(one) if i != 2]
     assert all(name.startswith("fer_tf_faces") for name in threads) and len(threads) == 2
+
+
+def test_an_abandoned_video_does_not_leak_into_the_next_call(lenet_analyzer, tmp_path):
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (500, 300))
+    for i in range(5):
+        writer.write(cv2.cvtColor(scene(shift=i), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    frames = lenet_analyzer.analyze_video(path)
+    next(frames)                                     # the caller stops after one frame
+    result = lenet_analyzer.analyze(np.full((200, 200), 90, np.uint8))
+    assert result.source.startswith("<ndarray") and result.frame is None and not result.faces

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fer_tf import atomic
+from fer_tf import atomic, faces
 from fer_tf.data import records
 from fer_tf import labels as label_sets
 from fer_tf.data import fer2013
@@ -105,13 +105,52 @@ def convert_fer2013(csv_path, out_dir, ferplus_path=None, size=48, channels=1, s
     return manifest
 
 
+class PhotoFaces:
+    """One face per labelled photo, through the face pipeline: the most confident face aligned
+    at size x size, or a centre crop (`centre_crop_fallback`), or nothing; it keeps the lists
+    of photos without a face, centre-cropped and unreadable for the manifest."""
+
+    def __init__(self, size, channels, detector="dlib", upsample=None, centre_crop_fallback=False):
+        self.pipeline = faces.FacePipeline(detector=detector, landmarks=False)
+        self.size, self.channels, self.upsample = size, channels, upsample
+        self.centre_crop_fallback = centre_crop_fallback
+        self.failed, self.centre_cropped, self.unreadable = [], [], []
+
+    def crop(self, source, name):
+        """A path or encoded bytes -> uint8 face crop, or None (recorded under `name`)."""
+        try:
+            rgb = faces.load_image(source)
+        except faces.BadImage as e:
+            self.unreadable.append(f"{name}: {e}")
+            return None
+        crop = faces.best_face_crop(self.pipeline, rgb, self.size, self.channels,
+                                         self.upsample)
+        if crop is None and self.centre_crop_fallback:
+            self.centre_cropped.append(name)
+            return faces.centre_crop(rgb, self.size, self.channels)
+        if crop is None:
+            self.failed.append(name)
+        return crop
+
+    def report(self, photos):
+        return {"photos": photos, "detected": photos - len(self.failed) - len(self.unreadable)
+                - len(self.centre_cropped), "detection_failed": self.failed,
+                "centre_cropped": self.centre_cropped, "unreadable": self.unreadable}
+
+    def summary(self, photos):
+        detected = self.report(photos)["detected"]
+        return (f"faces found in {detected} of {photos} photos"
+                + (f"; {len(self.failed)} without a face dropped" if self.failed else "")
+                + (f"; {len(self.centre_cropped)} centre-cropped" if self.centre_cropped else "")
+                + (f"; {len(self.unreadable)} unreadable" if self.unreadable else ""))
+
+
 def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre_crop_fallback=False,
                   upsample=None, progress=True, detector="dlib", log=print):
     """GENKI-4K -> records: each photo's most confident face (dlib or BlazeFace), aligned like
     FER2013 faces (the shared face pipeline), in `folds` stratified, seeded folds (splits fold0 ... foldK-1;
     train/eval/test alias folds 0..K-3, K-2, K-1). Photos without a detected face are listed in
     the manifest and dropped, or centre-cropped with `centre_crop_fallback`."""
-    from fer_tf import faces
     from fer_tf.data import genki4k
     if folds < 3:
         raise FerTfError(f"--folds must be at least 3, got {folds}")
@@ -121,25 +160,15 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
         raise FerTfError(f"{source}: no GENKI-4K photos found")
     fold_of = genki4k.stratified_folds(smiles, folds, seed)
     names = [f"fold{k}" for k in range(folds)]
-    pipeline = faces.FacePipeline(detector=detector, landmarks=False)
-    failed, centre_cropped, unreadable = [], [], []
+    cropper = PhotoFaces(size, channels, detector, upsample, centre_crop_fallback)
     with atomic.atomic_directory(out_dir) as tmp:
         writer = records.ShardedWriter(tmp, names, {n: 1 for n in names}, label_set.num_classes)
         try:
             for i, photo in enumerate(tqdm(genki4k.read_photos(source), total=len(smiles),
                                            desc="detecting and aligning", unit=" photos",
                                            disable=not progress, mininterval=1.0)):
-                try:
-                    rgb = faces.load_image(photo.data)
-                except faces.BadImage as e:
-                    unreadable.append(f"{photo.name}: {e}")
-                    continue
-                crop = faces.best_face_crop(pipeline, rgb, size, channels, upsample)
-                if crop is None and centre_crop_fallback:
-                    crop = faces.centre_crop(rgb, size, channels)
-                    centre_cropped.append(photo.name)
-                elif crop is None:
-                    failed.append(photo.name)
+                crop = cropper.crop(photo.data, photo.name)
+                if crop is None:
                     continue
                 example = records.make_example(crop, photo.smile, photo.index, pose=photo.pose)
                 writer.write(names[fold_of[i]], example, photo.smile)
@@ -154,14 +183,8 @@ def convert_genki(source, out_dir, size=64, channels=1, folds=10, seed=0, centre
             extra={"split_aliases": {"train": "+".join(names[:-2]), "eval": names[-2],
                                      "test": names[-1]},
                    "folds": {"count": folds, "seed": seed, "stratified_by": "smile"},
-                   "faces": {"photos": len(smiles),
-                             "detected": len(smiles) - len(failed) - len(unreadable)
-                             - len(centre_cropped), "detection_failed": failed,
-                             "centre_cropped": centre_cropped, "unreadable": unreadable}}))
-    log(f"faces found in {manifest['faces']['detected']} of {len(smiles)} photos"
-        + (f"; {len(failed)} without a face dropped" if failed else "")
-        + (f"; {len(centre_cropped)} centre-cropped" if centre_cropped else "")
-        + (f"; {len(unreadable)} unreadable" if unreadable else ""))
+                   "faces": cropper.report(len(smiles))}))
+    log(cropper.summary(len(smiles)))
     return manifest
 
 
@@ -170,7 +193,6 @@ def convert_landmarks(source, out_dir, size=128, val_fraction=0.1, seed=0, progr
     (a seeded `val_fraction` of it held out as eval), test on helen_testset. The crop is taken
     around the dlib detector's box where it finds the face (IoU > 0.3 with the points' box), else
     around the ground-truth box; the box and window are stored so points map back to the photo."""
-    from fer_tf import faces
     from fer_tf.faces import crops as landmark_crops
     from fer_tf.data import ibug300w
     pipeline = faces.FacePipeline()
@@ -228,7 +250,6 @@ def convert_photos(source, out_dir, layout, size=48, channels=1, seed=0, classes
     `fer-tf predict`), split as the csv says or by a seeded stratified 8:1:1 split. Photos
     without a face are dropped (or centre-cropped) and, with unreadable ones, listed in the
     manifest and reported one line each."""
-    from fer_tf import faces
     from fer_tf.data import photos as photo_sets
     read = photo_sets.read_folder if layout == "folder" else photo_sets.read_csv
     names, items, problems = read(source, classes)
@@ -243,24 +264,14 @@ def convert_photos(source, out_dir, layout, size=48, channels=1, seed=0, classes
         for photo, split in zip(items, fer2013.stratified_splits([index[p.label] for p in items],
                                                                  seed)):
             photo.split = split
-    pipeline = faces.FacePipeline(detector=detector, landmarks=False)
-    failed, centre_cropped, unreadable = [], [], []
+    cropper = PhotoFaces(size, channels, detector, upsample, centre_crop_fallback)
     with atomic.atomic_directory(out_dir) as tmp:
         writer = records.ShardedWriter(tmp, SPLITS, default_shards(shards), label_set.num_classes)
         try:
             for i, photo in enumerate(tqdm(items, desc="detecting and aligning", unit=" photos",
                                            disable=not progress, mininterval=1.0)):
-                try:
-                    rgb = faces.load_image(photo.path)
-                except faces.BadImage as e:
-                    unreadable.append(f"{photo.where}: {e}")
-                    continue
-                crop = faces.best_face_crop(pipeline, rgb, size, channels, upsample)
-                if crop is None and centre_crop_fallback:
-                    crop = faces.centre_crop(rgb, size, channels)
-                    centre_cropped.append(photo.where)
-                elif crop is None:
-                    failed.append(photo.where)
+                crop = cropper.crop(photo.path, photo.where)
+                if crop is None:
                     continue
                 label = index[photo.label]
                 writer.write(photo.split, records.make_example(crop, label, i), label)
@@ -279,15 +290,10 @@ def convert_photos(source, out_dir, layout, size=48, channels=1, seed=0, classes
             options={"size": size, "channels": channels, "seed": seed, "detector": detector,
                      "centre_crop_fallback": centre_crop_fallback, "upsample": upsample,
                      "classes_given": bool(classes), "split": split_from},
-            extra={"faces": {"photos": len(items),
-                             "detected": len(items) - len(failed) - len(unreadable)
-                             - len(centre_cropped), "detection_failed": failed,
-                             "centre_cropped": centre_cropped, "unreadable": unreadable,
-                             "left_out": problems}}))
-    for what in unreadable:
+            extra={"faces": {**cropper.report(len(items)), "left_out": problems}}))
+    for what in cropper.unreadable:
         log(f"skipped: {what}")
-    for where in failed:
+    for where in cropper.failed:
         log(f"skipped: {where}: no face found (--centre-crop-fallback keeps it as a centre crop)")
-    log(f"faces found in {manifest['faces']['detected']} of {len(items)} photos"
-        + (f"; {len(centre_cropped)} centre-cropped" if centre_cropped else ""))
+    log(cropper.summary(len(items)))
     return manifest
