@@ -1,6 +1,6 @@
 """fer-tf's face pipeline with each detector on GENKI-4K photos: dlib (HOG detector + 68-point
-alignment, the seed's pipeline, today's default) against BlazeFace (tf.lite, aligned on its
-eye keypoints). Both run interleaved photo by photo in one process, classifying with the same
+alignment, the seed's pipeline, today's default), dlib with its 5-point predictor's eyes
+(`--align 5`), and BlazeFace (tf.lite, aligned on its eye keypoints). Both run interleaved photo by photo in one process, classifying with the same
 export through its raw `faces` signature, batched.
 
 Reports per detector: photos with a face, photos with more than one box (GENKI has one face a
@@ -8,7 +8,7 @@ photo: extra boxes are false detections), per-stage milliseconds, end-to-end fac
 happy probability's AUC as a smile score, and top-label agreement with the dlib pipeline.
 
     python bench/bench_pipeline.py --genki ../shared/data/genki4k.tar.gz --model models/default [--limit N]
-Ends by printing the speed ratio and the agreement.
+Ends by printing the speed ratios and the agreements with the default (dlib, 68 points).
 """
 import argparse
 import os
@@ -51,8 +51,9 @@ def main():
     for _ in range(3):                         # warm up the signature before timing it
         model.predict_faces(np.zeros((args.batch_size, *model.image_size), np.uint8))
     happy = [i for i, c in enumerate(model.label_set.classes) if c in ("happy", "happiness")][0]
-    detectors = {name: faces.FacePipeline(detector=name, landmarks=False)
-                 for name in ("dlib", "blazeface")}
+    detectors = {"dlib": faces.FacePipeline(detector="dlib", landmarks=False),
+                 "dlib 5-pt": faces.FacePipeline(detector="dlib", landmarks=False, align_points=5),
+                 "blazeface": faces.FacePipeline(detector="blazeface", landmarks=False)}
     stats = {name: {"detect": 0.0, "align": 0.0, "classify": 0.0, "found": 0, "extra": 0,
                     "crops": [], "owners": []} for name in detectors}
     smiles, decode_time, count = [], 0.0, 0
@@ -63,11 +64,15 @@ def main():
         smiles.append(smile)
         for detector, pipeline in detectors.items():
             s = stats[detector]
-            pipeline.upsample = int(max(rgb.shape[:2]) < 256) if detector == "dlib" else 0
+            dlib = detector.startswith("dlib")
+            pipeline.upsample = int(max(rgb.shape[:2]) < 256) if dlib else 0
             start = time.perf_counter()
-            if detector == "dlib":
+            if dlib:
                 boxes = pipeline.detect(rgb)
-                found = [faces.Face(box, pipeline.landmarks(rgb, box), score) for box, score in boxes[:1]]
+                found = [faces.Face(box, pipeline.landmarks(rgb, box), score)
+                         if pipeline.align_points == 68 else
+                         faces.Face(box, None, score, pipeline.five_point_eyes(rgb, box))
+                         for box, score in boxes[:1]]
             else:
                 found = pipeline.faces(rgb)
                 boxes = found
@@ -95,14 +100,16 @@ def main():
         rates[detector] = s["found"] / total
         owners = sorted(probabilities[detector])
         score = auc([probabilities[detector][o][happy] for o in owners], [smiles[o] for o in owners])
-        print(f"{detector:9s}: faces in {s['found']} photos, {s['extra']} extra boxes; "
+        print(f"{detector:10s}: faces in {s['found']} photos, {s['extra']} extra boxes; "
               f"detect {s['detect'] / count * 1000:.2f} ms/photo, align {s['align'] / max(s['found'], 1) * 1000:.2f} ms/face, "
               f"classify {s['classify'] / max(s['found'], 1) * 1000:.3f} ms/face (batch {args.batch_size}); "
               f"end to end {rates[detector]:.1f} faces/s; happy-probability AUC for smiles {score:.4f}")
-    both = sorted(set(probabilities["dlib"]) & set(probabilities["blazeface"]))
-    same = sum(probabilities["dlib"][o].argmax() == probabilities["blazeface"][o].argmax() for o in both)
-    print(f"blazeface / dlib end-to-end faces/s: {rates['blazeface'] / rates['dlib']:.2f}x; "
-          f"top label the same on {same} of {len(both)} photos both found ({same / len(both):.1%})")
+    for other in ("dlib 5-pt", "blazeface"):
+        both = sorted(set(probabilities["dlib"]) & set(probabilities[other]))
+        same = sum(probabilities["dlib"][o].argmax() == probabilities[other][o].argmax()
+                   for o in both)
+        print(f"{other} / dlib end-to-end faces/s: {rates[other] / rates['dlib']:.2f}x; top label "
+              f"the same on {same} of {len(both)} photos both found ({same / len(both):.1%})")
 
 
 if __name__ == "__main__":

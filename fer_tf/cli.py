@@ -382,7 +382,8 @@ def build_parser():
     p = sub.add_parser("eval", help="accuracy, per-class recall and confusion matrix of an export")
     p.add_argument("--model", required=True, help="SavedModel dir, or a model dir (best export)")
     p.add_argument("--data", default="records/fer2013", help="record folder")
-    p.add_argument("--split", default="test", choices=("train", "eval", "test"))
+    p.add_argument("--split", default="test",
+                   help="train, eval, test, or any split of the record folder (fold3, fold0+fold1)")
     p.add_argument("--confusion-png", help="where to write the confusion matrix "
                    "(default: ./confusion_MODEL_SPLIT.png)")
     p.add_argument("--batch-size", type=whole(1, 4096), default=256)

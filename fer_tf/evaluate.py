@@ -69,6 +69,10 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
         return report
     model = exported.ExportedModel(model_path)
     manifest = records.read_manifest(data_dir)
+    try:
+        records.resolve_split(manifest, split)
+    except FerTfError as e:
+        raise FerTfError(f"--split {split}: {e} in {data_dir}") from None
     data_labels = records.manifest_label_set(manifest)
     if data_labels != model.label_set:
         raise FerTfError(f"--data {data_dir}: records carry label set {data_labels.name}, but the "
