@@ -106,23 +106,6 @@ class Results(list):
         return frame
 
 
-def shipped_model(name):
-    """A model shipped with fer-tf (`default`, `smile`, ...): $FER_TF_MODEL for `default`, else
-    the package's own copy (the repository's `models/` folder, installed as package data)."""
-    if name == "default" and os.environ.get("FER_TF_MODEL"):
-        return os.environ["FER_TF_MODEL"]
-    from importlib import resources
-    try:
-        path = str(resources.files("fer_tf.shipped").joinpath(name))
-    except ModuleNotFoundError:
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "models", name)
-    if not exported.is_saved_model(path):
-        raise FerTfError(f"no shipped model {name!r} at {path}; pass a SavedModel path "
-                         "(exported by fer-tf) instead")
-    return path
-
-
 def to_rgb(image, bgr=False):
     """A path, encoded bytes, numpy array (grey HxW, RGB or BGR HxWx3, RGBA HxWx4; uint8) or PIL
     image -> RGB uint8. Raises faces.BadImage with a short reason."""
@@ -198,12 +181,12 @@ class Analyzer:
             raise FerTfError(f"align_points={align_points!r}: use 68 or 5")
         if landmarks == "cnn" and not landmarks_model:
             raise FerTfError("landmarks 'cnn' needs a landmark model (--landmarks-model PATH)")
-        self.model = exported.ExportedModel(model or shipped_model("default"))
+        self.model = exported.ExportedModel(model or exported.shipped_model("default"))
         self.classes = self.model.label_set.classes
         self.smile_model = None
         if smile:
             self.smile_model = exported.ExportedModel(
-                shipped_model("smile") if smile is True else smile, "--smile-model")
+                exported.shipped_model("smile") if smile is True else smile, "--smile-model")
             if "smile" not in self.smile_model.label_set.classes:
                 raise FerTfError(f"{self.smile_model.path}: a {self.smile_model.label_set.name} "
                                  "model, not a smile model")

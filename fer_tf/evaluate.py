@@ -95,12 +95,14 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
 
 
 def tta_note(report):
-    return {"flip": " (+flip)", "ten_crop": " (ten-crop)"}.get(report.get("tta"), "")
+    return {"flip": " (+flip)", "ten_crop": " (ten-crop)",
+            "per_member": " (members' own views)"}.get(report.get("tta"), "")
 
 
 def format_report(report):
     tta = {"flip": ", each averaged with its mirror image",
-           "ten_crop": ", each averaged over ten crops (corners, centre, mirrored)"}.get(
+           "ten_crop": ", each averaged over ten crops (corners, centre, mirrored)",
+           "per_member": ", each member with its own test-time views (flip, ten crops or none)"}.get(
         report.get("tta"), "")
     lines = [f"{report['split']} split of {report['data']}: {report['count']} faces{tta}",
              f"accuracy                {report['accuracy']:.4f}",

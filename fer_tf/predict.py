@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from fer_tf import analyzer, atomic, faces, outputs
+from fer_tf.serving import exported
 from fer_tf.errors import FerTfError
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -25,7 +26,7 @@ VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 def default_model_path():
     """The shipped default model (models/default), or $FER_TF_MODEL."""
-    return analyzer.shipped_model("default")
+    return exported.shipped_model("default")
 
 
 def expand_paths(paths):

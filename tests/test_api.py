@@ -3,6 +3,7 @@ DataFrame, bad items reported per item, videos frame by frame, the shipped smile
 CLI's predict running through the same engine."""
 import io
 import json
+import os
 
 import cv2
 import numpy as np
@@ -176,3 +177,15 @@ def test_an_abandoned_video_does_not_leak_into_the_next_call(lenet_analyzer, tmp
     next(frames)                                     # the caller stops after one frame
     result = lenet_analyzer.analyze(np.full((200, 200), 90, np.uint8))
     assert result.source.startswith("<ndarray") and result.frame is None and not result.faces
+
+
+def test_shipped_models_answer_to_their_names(tmp_path, monkeypatch):
+    """`--model accurate` (or any shipped name) from any directory; a path wins over a name."""
+    from fer_tf.serving import exported
+    monkeypatch.chdir(tmp_path)
+    assert exported.resolve_export("accurate").endswith(os.path.join("models", "ensemble_fer2013"))
+    assert exported.resolve_export("vgg_fer2013").endswith(os.path.join("models", "vgg_fer2013"))
+    (tmp_path / "accurate").mkdir()                 # a folder of that name here: it is used
+    from fer_tf.errors import FerTfError
+    with pytest.raises(FerTfError, match="neither a SavedModel"):
+        exported.resolve_export("accurate")

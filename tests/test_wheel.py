@@ -40,9 +40,9 @@ def test_wheel_in_a_fresh_venv_finds_its_models(tmp_path):
                    check=True)
     script = (
         "import fer_tf, os\n"
-        "from fer_tf import analyzer\n"
+        "from fer_tf.serving import exported\n"
         "assert fer_tf.__file__.startswith(os.environ['VENV']), fer_tf.__file__\n"
-        "default = analyzer.shipped_model('default')\n"
+        "default = exported.shipped_model('default')\n"
         "assert default.startswith(os.environ['VENV']), default\n"
         "result = fer_tf.Analyzer().analyze(os.environ['FACE'])\n"
         "for face in sorted(result.faces, key=lambda f: f.box[0]):\n"

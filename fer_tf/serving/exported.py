@@ -48,8 +48,37 @@ def is_saved_model(path):
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
+# Names a user can give instead of a path (`--model accurate`): the most accurate FER2013 option.
+ALIASES = {"accurate": "ensemble_fer2013"}
+
+
+def shipped_model(name):
+    """A model shipped with fer-tf (`default`, `smile`, `ensemble_fer2013`, `accurate` ...):
+    $FER_TF_MODEL for `default`, else the package's own copy (the repository's `models/`
+    folder, installed as the package data `fer_tf.shipped`)."""
+    if name == "default" and os.environ.get("FER_TF_MODEL"):
+        return os.environ["FER_TF_MODEL"]
+    from importlib import resources
+    name = ALIASES.get(name, name)
+    try:
+        path = str(resources.files("fer_tf.shipped").joinpath(name))
+    except ModuleNotFoundError:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "models", name)
+    if not is_saved_model(path):
+        raise FerTfError(f"no shipped model {name!r} at {path}; pass a SavedModel path "
+                         "(exported by fer-tf) instead")
+    return path
+
+
 def resolve_export(path, flag="--model"):
-    """A SavedModel directory, or a training model dir whose best export is used."""
+    """A SavedModel directory, a training model dir whose best export is used, or the name of
+    a shipped model (`default`, `accurate`, `vgg_fer2013` ...) when no such path exists."""
+    if not os.path.exists(path) and os.sep not in path and path not in (".", ".."):
+        try:
+            return shipped_model(path)
+        except FerTfError:
+            pass
     if not os.path.exists(path):
         raise FerTfError(f"{flag} {path}: no such directory; pass a SavedModel or a model dir")
     if is_saved_model(path):
@@ -78,7 +107,9 @@ class ExportedModel:
         self.label_set = self.meta["label_set_obj"]
         self.image_size = tuple(self.meta["image_size"])
         members = self.meta.get("members") or [self.meta]     # an ensemble, or one model
-        self.tta = members[0].get("hparams", {}).get("tta")
+        views = {(m.get("hparams") or {}).get("tta") or "none" for m in members}
+        # An ensemble's members may each carry their own test-time views.
+        self.tta = views.pop() if len(views) == 1 else "per_member"
         self._signatures = Signatures(self.path, flag)
 
     def predict(self, encoded_images):
