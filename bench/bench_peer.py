@@ -82,12 +82,13 @@ def peer_tflite_accuracy(peer_site, records_dir, split="test"):
 
 
 def extract_genki(archive, folder, limit=None):
-    """-> [(photo path, smile 0/1)] in file order."""
+    """-> [(photo path, smile 0/1)]: every photo, or `limit` of them spread evenly over the
+    archive (it lists the smiling photos first)."""
     from fer_tf.data import genki4k
+    photos = list(genki4k.read_photos(archive))
+    step = max(1, len(photos) // limit) if limit else 1
     out = []
-    for photo in genki4k.read_photos(archive):
-        if limit and len(out) >= limit:
-            break
+    for photo in photos[::step][:limit]:
         path = os.path.join(folder, photo.name)
         with open(path, "wb") as f:
             f.write(photo.data)

@@ -453,9 +453,9 @@ def build_parser():
                         "(the seed's pipeline) or its 5-point one (faster)")
     p.add_argument("--no-smile", action="store_true",
                    help="leave out the smile probability (the shipped smile model)")
-    p.add_argument("--workers", type=whole(1, 64), default=min(2, os.cpu_count() or 1),
+    p.add_argument("--workers", type=whole(1, 64),
                    help="threads that detect and align faces while the main thread classifies "
-                        "(default: 2, or 1 on a 1-core machine)")
+                        "(default: 2 with --detector blazeface, 1 with dlib; see the README)")
     p.add_argument("--upsample", type=whole(0, 3), help="dlib upsampling for small faces "
                    "(default: 1 for images under 256 px, else 0)")
     p.add_argument("--video-stride", type=whole(1), default=1, help="use every Nth video frame")
