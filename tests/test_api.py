@@ -13,7 +13,7 @@ from PIL import Image
 import fer_tf
 from conftest import FACE_PNG, TWO_FACES
 from fer_tf import analyzer, labels
-from test_predict import face_scene as scene      # two faces, one mirrored, on a 500x300 grey
+from test_predict import face_clip, face_scene as scene   # two faces (one mirrored), 500x300
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +88,7 @@ def test_bad_items_are_reported_and_the_rest_analysed(lenet_analyzer, tmp_path, 
 
 
 def test_video_frames_come_back_in_order(lenet_analyzer, tmp_path):
-    path = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (500, 300))
-    for i in range(6):
-        writer.write(cv2.cvtColor(scene(shift=i), cv2.COLOR_GRAY2BGR))
-    writer.release()
+    path = face_clip(tmp_path / "clip.avi", 6)
     frames = list(lenet_analyzer.analyze_video(path, stride=2))
     assert [r.frame for r in frames] == [0, 2, 4]
     assert all(len(r.faces) == 2 for r in frames)
@@ -168,11 +164,7 @@ def test_worker_pool_gives_the_single_threaded_results(lenet_export, tmp_path, m
 
 
 def test_an_abandoned_video_does_not_leak_into_the_next_call(lenet_analyzer, tmp_path):
-    path = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (500, 300))
-    for i in range(5):
-        writer.write(cv2.cvtColor(scene(shift=i), cv2.COLOR_GRAY2BGR))
-    writer.release()
+    path = face_clip(tmp_path / "clip.avi", 5)
     frames = lenet_analyzer.analyze_video(path)
     next(frames)                                     # the caller stops after one frame
     result = lenet_analyzer.analyze(np.full((200, 200), 90, np.uint8))

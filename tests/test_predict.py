@@ -60,12 +60,17 @@ def test_several_faces_batched_across_files_in_order(export, tmp_path, monkeypat
     assert lefts[0] < 200 < lefts[1]                  # one face on each side
 
 
-def test_video_frames_and_annotation(export, tmp_path):
-    video = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (500, 300))
-    for i in range(6):
+def face_clip(path, frames):
+    """An MJPG clip of `frames` face scenes, the first face moving down a pixel a frame."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (500, 300))
+    for i in range(frames):
         writer.write(cv2.cvtColor(face_scene(shift=i), cv2.COLOR_GRAY2BGR))
     writer.release()
+    return str(path)
+
+
+def test_video_frames_and_annotation(export, tmp_path):
+    video = face_clip(tmp_path / "clip.avi", 6)
     cv2.imwrite(str(tmp_path / "still.png"), face_scene())
     annotated = tmp_path / "annotated"
     out = tmp_path / "out.csv"
