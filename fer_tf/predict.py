@@ -24,11 +24,6 @@ from fer_tf.errors import FerTfError
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
-def default_model_path():
-    """The shipped default model (models/default), or $FER_TF_MODEL."""
-    return exported.shipped_model("default")
-
-
 def expand_paths(paths):
     """-> [(kind, path)] with kind image | video | webcam; folders walked recursively, sorted."""
     items = []
