@@ -18,7 +18,6 @@ import sys
 import numpy as np
 
 from fer_tf import analyzer, atomic, faces, outputs
-from fer_tf.serving import exported
 from fer_tf.errors import FerTfError
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
