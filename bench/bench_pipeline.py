@@ -1,6 +1,7 @@
 """fer-tf's face pipeline with each detector on GENKI-4K photos: dlib (HOG detector + 68-point
 alignment, the seed's pipeline, today's default), dlib with its 5-point predictor's eyes
-(`--align 5`), and BlazeFace (tf.lite, aligned on its eye keypoints). Both run interleaved photo by photo in one process, classifying with the same
+(`--align 5`), dlib's detector with the shipped compact landmark model's 68 points
+(`--landmarks cnn`), and BlazeFace (tf.lite, aligned on its eye keypoints). Both run interleaved photo by photo in one process, classifying with the same
 export through its raw `faces` signature, batched.
 
 Reports per detector: photos with a face, photos with more than one box (GENKI has one face a
@@ -42,6 +43,8 @@ def main():
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--limit", type=int, help="only the first N photos")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--landmarks-model", default="landmarks",
+                        help="landmark export for the `dlib cnn` pipeline (default: the shipped one)")
     args = parser.parse_args()
     from fer_tf import faces, logs
     from fer_tf.serving import exported
@@ -50,9 +53,12 @@ def main():
     size, channels = model.image_size[0], model.image_size[2]
     for _ in range(3):                         # warm up the signature before timing it
         model.predict_faces(np.zeros((args.batch_size, *model.image_size), np.uint8))
+    points_model = exported.LandmarkModel(args.landmarks_model, "--landmarks-model")
+    points_model.points_in(np.zeros((256, 256, 3), np.uint8), [(64, 64, 192, 192)])   # warm up
     happy = [i for i, c in enumerate(model.label_set.classes) if c in ("happy", "happiness")][0]
     detectors = {"dlib": faces.FacePipeline(detector="dlib", landmarks=False),
                  "dlib 5-pt": faces.FacePipeline(detector="dlib", landmarks=False, align_points=5),
+                 "dlib cnn": faces.FacePipeline(detector="dlib", points_model=points_model),
                  "blazeface": faces.FacePipeline(detector="blazeface", landmarks=False)}
     stats = {name: {"detect": 0.0, "align": 0.0, "classify": 0.0, "found": 0, "extra": 0,
                     "crops": [], "owners": []} for name in detectors}
@@ -69,7 +75,9 @@ def main():
             start = time.perf_counter()
             if dlib:
                 boxes = pipeline.detect(rgb)
-                found = [faces.Face(box, pipeline.landmarks(rgb, box), score)
+                found = [faces.Face(box, points_model.points_in(rgb, [box])[0], score)
+                         if pipeline.points_model is not None else
+                         faces.Face(box, pipeline.landmarks(rgb, box), score)
                          if pipeline.align_points == 68 else
                          faces.Face(box, None, score, pipeline.five_point_eyes(rgb, box))
                          for box, score in boxes[:1]]
@@ -104,7 +112,7 @@ def main():
               f"detect {s['detect'] / count * 1000:.2f} ms/photo, align {s['align'] / max(s['found'], 1) * 1000:.2f} ms/face, "
               f"classify {s['classify'] / max(s['found'], 1) * 1000:.3f} ms/face (batch {args.batch_size}); "
               f"end to end {rates[detector]:.1f} faces/s; happy-probability AUC for smiles {score:.4f}")
-    for other in ("dlib 5-pt", "blazeface"):
+    for other in ("dlib 5-pt", "dlib cnn", "blazeface"):
         both = sorted(set(probabilities["dlib"]) & set(probabilities[other]))
         same = sum(probabilities["dlib"][o].argmax() == probabilities[other][o].argmax()
                    for o in both)

@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 
 from fer_tf import faces
-from fer_tf.data import records
 from fer_tf.errors import FerTfError
 from fer_tf.serving import exported
 
@@ -159,8 +158,9 @@ class Analyzer:
 
     model: the expression model (a SavedModel or model dir exported by fer-tf; None: the shipped
         `default`). smile: True for the shipped smile model, a path for another, False for none.
-    landmarks: "dlib" (dlib's 68-point predictor), "cnn" (a landmark SavedModel given as
-        `landmarks_model`) or None (no points reported; alignment still uses what it needs).
+    landmarks: "dlib" (dlib's 68-point predictor), "cnn" (the shipped compact landmark model, or
+        the landmark SavedModel given as `landmarks_model`; it then also places the points that
+        align each face) or None (no points reported; alignment still uses what it needs).
     detector: "dlib" (HOG, the seed's pipeline) or "blazeface" (faster; aligns on its eye points).
     detect=False takes every picture as a face crop already (FER2013-style).
     workers: threads that detect and align (one face pipeline each) while the calling thread
@@ -179,8 +179,6 @@ class Analyzer:
             raise FerTfError(f"detector={detector!r}: use {' or '.join(faces.DETECTORS)}")
         if align_points not in faces.ALIGN_POINTS:
             raise FerTfError(f"align_points={align_points!r}: use 68 or 5")
-        if landmarks == "cnn" and not landmarks_model:
-            raise FerTfError("landmarks 'cnn' needs a landmark model (--landmarks-model PATH)")
         self.model = exported.ExportedModel(model or exported.shipped_model("default"))
         self.classes = self.model.label_set.classes
         self.smile_model = None
@@ -192,7 +190,8 @@ class Analyzer:
                                  "model, not a smile model")
         self.landmark_model = None
         if landmarks == "cnn":
-            self.landmark_model = exported.LandmarkModel(landmarks_model, "--landmarks-model")
+            self.landmark_model = exported.LandmarkModel(
+                landmarks_model or exported.shipped_model("landmarks"), "--landmarks-model")
         self.landmarks, self.detector, self.detect = landmarks, detector, detect
         self.upsample, self.batch_size = upsample, batch_size
         self.workers, self.align_points = workers, align_points
@@ -302,14 +301,10 @@ class Analyzer:
         if pipeline is None:            # one per thread (the calling thread, or a pool worker)
             pipeline = self._local.pipeline = faces.FacePipeline(
                 detector=self.detector, align_points=self.align_points,
-                landmarks=self.landmarks is not None and self.landmark_model is None)
+                landmarks=self.landmarks is not None, points_model=self.landmark_model)
         pipeline.upsample = (self.upsample if self.upsample is not None
                              else int(max(rgb.shape[:2]) < faces.SMALL_IMAGE_SIDE))
         found = pipeline.faces(rgb)
-        if self.landmark_model is not None and found:
-            encoded = records.encode_png(rgb[:, :, ::-1])
-            for face in found:
-                face.landmarks = self.landmark_model.points(encoded, face.box)
         return [(face, {m: faces.align(rgb, face.alignment_points, m.image_size[0],
                                        m.image_size[2]) for m in self._models()})
                 for face in found]

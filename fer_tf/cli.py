@@ -17,9 +17,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise (C
 from fer_tf import outputs  # noqa: E402  (light: no TensorFlow)
 from fer_tf.errors import FerTfError, UsageError  # noqa: E402
 
-DEFAULT_LANDMARK_MODEL = "runs/landmarks"
-
-
 # ---- flag value types: each names what is allowed --------------------------------------------
 
 def whole(low, high=None):
@@ -165,21 +162,20 @@ def cmd_cv(args):
           f"(folds: {', '.join(f'{a:.3f}' for a in accuracies)})")
 
 
-def _landmark_model(path):
-    if path == DEFAULT_LANDMARK_MODEL and not os.path.exists(path):
-        raise FerTfError(f"--model {path}: no landmark model here; pass --dlib to draw dlib's "
-                         "68-point predictor (installed with fer-tf), or train the CNN (`make "
-                         "records DATASET=landmarks; make train MODEL=landmarks`) and pass "
-                         "--model runs/landmarks")
-    return path
+def _landmark_models(paths):
+    """--model values, or the shipped compact landmark model."""
+    if paths:
+        return paths
+    from fer_tf.serving import exported
+    return [exported.shipped_model("landmarks")]
 
 
 def cmd_landmarks(args):
     from fer_tf import landmark_eval
     if args.evaluate:
-        outputs.check(args.ced_png, "png", "--ced-png", inputs=[args.evaluate, args.model])
-        report = landmark_eval.evaluate(_landmark_model(args.model), args.evaluate,
-                                        png=args.ced_png)
+        outputs.check(args.ced_png, "png", "--ced-png", inputs=[args.evaluate, *(args.model or [])])
+        report = landmark_eval.evaluate(_landmark_models(args.model), args.evaluate,
+                                        png=args.ced_png, names=args.model or ["models/landmarks"])
         print(landmark_eval.format_report(report))
         return 0
     if not args.images:
@@ -187,7 +183,10 @@ def cmd_landmarks(args):
                          "landmarks68_300w.tar.gz)")
     outputs.check(args.annotate, "annotations", "--annotate", inputs=args.images,
                   walked_inputs=args.images)
-    model = None if args.dlib else _landmark_model(args.model)
+    if args.model and len(args.model) > 1:
+        raise UsageError("--model: give one landmark model to draw with (several are for "
+                         "--evaluate)")
+    model = None if args.dlib else _landmark_models(args.model)[0]
     results = landmark_eval.annotate(model, args.images, args.annotate, args.dlib)
     failed = 0
     for path, found in results:
@@ -442,7 +441,8 @@ def build_parser():
     p.add_argument("--with-landmarks", action="store_true", help="include the 68 landmarks per face")
     p.add_argument("--landmarks", choices=("dlib", "cnn"), default="dlib",
                    help="who places the landmarks used for alignment")
-    p.add_argument("--landmarks-model", metavar="PATH", help="landmark SavedModel for --landmarks cnn")
+    p.add_argument("--landmarks-model", metavar="PATH",
+                   help="landmark SavedModel for --landmarks cnn (default: the shipped one)")
     p.add_argument("--detector", choices=("blazeface", "dlib"), default="dlib",
                    help="face detector: dlib's HOG detector + 68-point alignment (the seed's "
                         "pipeline), or BlazeFace (faster, aligns on its eye keypoints)")
@@ -465,7 +465,9 @@ def build_parser():
     p = sub.add_parser("landmarks", help="68 facial landmarks: draw them on images, or evaluate "
                        "the CNN against dlib on the 300-W test faces")
     p.add_argument("images", nargs="*")
-    p.add_argument("--model", default=DEFAULT_LANDMARK_MODEL, help="landmark SavedModel or model dir")
+    p.add_argument("--model", nargs="+", metavar="PATH",
+                   help="landmark SavedModel(s) or model dir(s) (default: the shipped compact "
+                        "model; --evaluate compares several on one CED plot)")
     p.add_argument("--annotate", default="landmarks_out", metavar="DIR")
     p.add_argument("--dlib", action="store_true", help="draw dlib's predictor instead of the CNN")
     p.add_argument("--evaluate", metavar="ARCHIVE",

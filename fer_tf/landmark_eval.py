@@ -1,6 +1,6 @@
-"""Landmark evaluation against dlib's 68-point shape predictor on the same test faces and boxes:
-NME (outer-eye-corner normalised), failure rates at 8% and 10%, CED curves as a PNG, and
-per-face latency of both."""
+"""Landmark models evaluated against dlib's 68-point shape predictor on the same test faces and
+boxes: NME (outer-eye-corner normalised), failure rates at 8% and 10%, CED curves of all of them
+on one PNG, and per-face latency of each; and drawing the points on photos."""
 import os
 import time
 
@@ -13,38 +13,49 @@ from fer_tf.data import ibug300w
 from fer_tf.errors import FerTfError
 
 
-def evaluate(model_path, source, subsets=ibug300w.TEST_SUBSETS, png="ced.png", log=print):
+def evaluate(model_paths, source, subsets=ibug300w.TEST_SUBSETS, png="ced.png", names=None):
+    """Each landmark model and dlib's predictor on the same faces and boxes -> a report whose
+    `rows` are {name: NME, failure rates, ms per face, per-face NME}, dlib last. Latency is
+    per face on the decoded photo for all of them: the crop and a forward pass (the export's
+    `crops` signature) against dlib's predictor call. `names`: the rows' names (default: the
+    paths as given)."""
     from fer_tf.data.convert import face_box
-    model = exported.LandmarkModel(model_path)
+    if isinstance(model_paths, str):
+        model_paths = [model_paths]
+    names = list(names or [str(p) for p in model_paths])
+    if len(set(names)) != len(names):
+        raise FerTfError(f"--model: {' '.join(names)} names one model twice")
+    landmark_models = [exported.LandmarkModel(p) for p in model_paths]
     pipeline = faces.FacePipeline()
-    truth, ours, theirs, box_kinds = [], [], [], []
-    t_ours = t_dlib = 0.0
+    truth, box_kinds = [], []
+    predicted = {name: [] for name in names + ["dlib"]}
+    seconds = {name: 0.0 for name in predicted}
     for sample in ibug300w.read_samples(source, subsets):
         rgb = faces.load_image(sample.data)
         box, kind = face_box(pipeline, rgb, sample.points)
+        for name, model in zip(names, landmark_models):
+            start = time.perf_counter()
+            predicted[name].append(model.points_in(rgb, [box])[0])
+            seconds[name] += time.perf_counter() - start
         start = time.perf_counter()
-        ours.append(model.points(sample.data, box))
-        t_ours += time.perf_counter() - start
-        start = time.perf_counter()
-        theirs.append(pipeline.landmarks(rgb, box))
-        t_dlib += time.perf_counter() - start
+        predicted["dlib"].append(pipeline.landmarks(rgb, box))
+        seconds["dlib"] += time.perf_counter() - start
         truth.append(sample.points)
         box_kinds.append(kind)
     if not truth:
         raise FerTfError(f"{source}: no faces in {', '.join(subsets)}")
     truth = np.array(truth)
-    report = {"faces": len(truth), "boxes_from_detector": box_kinds.count("detector")}
-    for name, predicted, seconds in (("cnn", np.array(ours), t_ours), ("dlib", np.array(theirs), t_dlib)):
-        nme = ibug300w.nme(predicted, truth)
-        report[name] = {"nme": float(nme.mean()), "failure_rate_8": float((nme > 0.08).mean()),
-                        "failure_rate_10": float((nme > 0.10).mean()),
-                        "latency_ms": 1000 * seconds / len(truth), "per_face_nme": nme}
-    plot_ced({k: report[k]["per_face_nme"] for k in ("cnn", "dlib")}, png,
+    rows = {}
+    for name, points in predicted.items():
+        nme = ibug300w.nme(np.array(points), truth)
+        rows[name] = {"nme": float(nme.mean()), "failure_rate_8": float((nme > 0.08).mean()),
+                      "failure_rate_10": float((nme > 0.10).mean()),
+                      "latency_ms": 1000 * seconds[name] / len(truth),
+                      "per_face_nme": nme.tolist()}
+    plot_ced({name: row["per_face_nme"] for name, row in rows.items()}, png,
              f"CED on {', '.join(subsets)} ({len(truth)} faces)")
-    for k in ("cnn", "dlib"):
-        report[k]["per_face_nme"] = report[k]["per_face_nme"].tolist()
-    report["ced_png"] = png
-    return report
+    return {"faces": len(truth), "boxes_from_detector": box_kinds.count("detector"),
+            "subsets": list(subsets), "rows": rows, "ced_png": png}
 
 
 def plot_ced(curves, path, title, limit=0.15):
@@ -70,12 +81,12 @@ def plot_ced(curves, path, title, limit=0.15):
 
 
 def format_report(report):
+    width = max(6, *(len(name) for name in report["rows"]))
     lines = [f"{report['faces']} test faces ({report['boxes_from_detector']} boxes from the dlib "
-             "detector, the rest from the ground truth); the same box for both:",
-             f"{'':6s} {'NME':>8s} {'fail@8%':>8s} {'fail@10%':>9s} {'ms/face':>8s}"]
-    for name in ("cnn", "dlib"):
-        r = report[name]
-        lines.append(f"{name:6s} {100 * r['nme']:7.2f}% {100 * r['failure_rate_8']:7.1f}% "
+             "detector, the rest from the ground truth); the same box for all:",
+             f"{'':{width}s} {'NME':>8s} {'fail@8%':>8s} {'fail@10%':>9s} {'ms/face':>8s}"]
+    for name, r in report["rows"].items():
+        lines.append(f"{name:{width}s} {100 * r['nme']:7.2f}% {100 * r['failure_rate_8']:7.1f}% "
                      f"{100 * r['failure_rate_10']:8.1f}% {r['latency_ms']:8.2f}")
     lines.append(f"CED curves: {report['ced_png']}")
     return "\n".join(lines)
@@ -99,10 +110,10 @@ def annotate(model_path, images, out_dir, use_dlib=False):
             continue
         pipeline.upsample = int(max(rgb.shape[:2]) < 256)
         drawn = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        found = []
-        for box, _ in pipeline.detect(rgb):
-            points = pipeline.landmarks(rgb, box) if use_dlib else model.points(data, box)
-            found.append(points)
+        boxes = [box for box, _ in pipeline.detect(rgb)]
+        found = ([pipeline.landmarks(rgb, box) for box in boxes] if use_dlib
+                 else list(model.points_in(rgb, boxes)))
+        for box, points in zip(boxes, found):
             radius = max(1, int(round(max(rgb.shape[:2]) / 300)))
             for x, y in np.round(points).astype(int):
                 cv2.circle(drawn, (int(x), int(y)), radius, (0, 255, 0), -1)

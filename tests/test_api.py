@@ -119,8 +119,8 @@ def test_wrong_arguments_are_one_line_errors(lenet_export):
         fer_tf.Analyzer(lenet_export, smile=False, landmarks="mediapipe")
     with pytest.raises(FerTfError, match="not a smile model"):
         fer_tf.Analyzer(lenet_export, smile=lenet_export)
-    with pytest.raises(FerTfError, match="landmark model"):
-        fer_tf.Analyzer(lenet_export, smile=False, landmarks="cnn")
+    with pytest.raises(FerTfError, match="not a landmark model"):
+        fer_tf.Analyzer(lenet_export, smile=False, landmarks="cnn", landmarks_model=lenet_export)
 
 
 def test_pil_image_keeps_exif_orientation(lenet_analyzer):

@@ -172,10 +172,11 @@ CASES = {
     "predict-annotate-inside-input": ("predict {faces} --model {export} --annotate {faces}/out", 1, ["--annotate", "inside the input folder"]),
     "predict-annotate-contains-input": ("predict {faces} --model {export} --annotate {tmp}/in", 1, ["--annotate", "contains the input"]),
     "predict-model-missing": ("predict {face} --model {tmp}/nope", 1, ["--model", "nope"]),
-    "predict-cnn-without-model": ("predict {face} --model {export} --landmarks cnn", 1, ["--landmarks-model"]),
+    "predict-landmarks-model-missing": ("predict {face} --model {export} --landmarks cnn --landmarks-model {tmp}/nope", 1, ["--landmarks-model", "nope"]),
     "predict-landmarks-model-is-classifier": ("predict {face} --model {export} --landmarks cnn --landmarks-model {export}", 1, ["--landmarks-model", "not a landmark model"]),
     # landmarks
-    "landmarks-no-model": ("landmarks {face} --annotate {tmp}/lm", 1, ["--dlib"]),
+    "landmarks-model-missing": ("landmarks {face} --model {tmp}/nope --annotate {tmp}/lm", 1, ["--model", "nope"]),
+    "landmarks-two-models-to-draw": ("landmarks {face} --annotate {tmp}/lm --model {tmp}/a {tmp}/b", 2, ["--model", "one landmark model"]),
     "landmarks-no-images": ("landmarks --annotate {tmp}/lm", 2, ["images"]),
     "landmarks-annotate-user": ("landmarks {face} --dlib --annotate {user}", 1, ["--annotate", "did not write"]),
     "landmarks-ced-png-user-file": ("landmarks --evaluate {csv} --ced-png {user}/notes.txt", 1, ["--ced-png", "not a PNG written by fer-tf"]),

@@ -1,13 +1,17 @@
 """The compact landmark model's parts: the soft-argmax decoder recovers a known sub-pixel peak,
 flip test-time averaging is mirror-consistent on a symmetric face, the wing loss is continuous
-and logarithmic for small errors."""
+and logarithmic for small errors; and the shipped export on the sample photo."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_tf import models
+from conftest import TWO_FACES
+from fer_tf import faces, models
+from fer_tf.data import ibug300w
 from fer_tf.data.ibug300w import MIRROR
+from fer_tf.faces import crops
 from fer_tf.models import landmark_heatmap
+from fer_tf.serving import exported
 from fer_tf.training import model_fn
 
 v1 = tf.compat.v1
@@ -59,4 +63,25 @@ def test_size_is_within_the_shipping_budget():
         spec.build(spec.normalize(v1.placeholder(tf.float32, [None, 128, 128, 3])), 136, False,
                    spec.resolve_hparams())
         weights = sum(int(np.prod(v.shape)) for v in v1.trainable_variables())
-    assert 0.5e6 < weights < 1.5e6            # int8 storage: about 1 MB (<= 10 MB shipped)
+    assert 0.2e6 < weights < 0.3e6            # width 0.5; int8 storage: 0.6 MB (<= 10 MB shipped)
+
+
+def test_the_shipped_model_places_the_sample_faces_points():
+    """`models/landmarks` (what `fer-tf landmarks` and `--landmarks cnn` use without flags), on
+    both faces of the sample photo through the batched `crops` call: 68 points inside the face's
+    crop window, each face's own (not the mean shape in two places), and within 8 % NME (outer
+    eye corners) of dlib's predictor on the same box."""
+    model = exported.LandmarkModel("landmarks")
+    assert model.path == exported.shipped_model("landmarks")
+    with open(TWO_FACES, "rb") as f:
+        rgb = faces.load_image(f.read())
+    pipeline = faces.FacePipeline(upsample=1)
+    boxes = [box for box, _ in pipeline.detect(rgb)]
+    assert len(boxes) == 2
+    points = model.points_in(rgb, boxes)
+    assert points.shape == (2, 68, 2)
+    for box, placed in zip(boxes, points):
+        x0, y0, side = crops.crop_window(box)
+        assert (placed >= [x0, y0]).all() and (placed <= [x0 + side, y0 + side]).all()
+        assert ibug300w.nme(placed[None], pipeline.landmarks(rgb, box)[None])[0] < 0.08
+    assert abs(points[0, :, 0].mean() - points[1, :, 0].mean()) > rgb.shape[1] / 4

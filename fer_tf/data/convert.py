@@ -209,8 +209,7 @@ def convert_landmarks(source, out_dir, size=128, val_fraction=0.1, seed=0, progr
                     box, kind = face_box(pipeline, rgb, sample.points)
                     box_sources[kind] += 1
                     window = landmark_crops.crop_window(box)
-                    crop = cv2.warpAffine(rgb, landmark_crops.crop_matrix(window, size), (size, size),
-                                          flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                    crop = landmark_crops.crop_face(rgb, window, size)
                     split = split_group if split_group == "test" else (
                         "eval" if rng.rand() < val_fraction else "train")
                     example = records.make_landmark_example(

@@ -1,6 +1,7 @@
 """Face crops for the landmark CNN and the way back: a square crop around a face box, points in
 crop-normalised coordinates ([0, 1] across the crop), and consistent augmentation of crop and points.
 """
+import cv2
 import numpy as np
 
 CROP_SCALE = 1.5      # crop side = 1.5 x the larger side of the face box (room for jaw and brows)
@@ -20,6 +21,13 @@ def crop_matrix(window, size=CROP_SIZE):
     x0, y0, side = window
     s = size / side
     return np.array([[s, 0, -x0 * s], [0, s, -y0 * s]])
+
+
+def crop_face(rgb, window, size=CROP_SIZE):
+    """The square `window` of an RGB photo at size x size: the records' crops and the exported
+    model's `crops` input are made by this one call (outside the photo: black)."""
+    return cv2.warpAffine(rgb, crop_matrix(window, size), (size, size), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def to_crop_coords(points, window):

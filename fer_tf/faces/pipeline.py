@@ -106,10 +106,12 @@ class FacePipeline:
     so the 100 MB predictor loads only when points are asked for; with dlib's detector the eyes
     come from the 68 points (`align_points=68`, the seed's pipeline) or from dlib's 5-point
     predictor (`align_points=5`: eye corners; 9 MB, loads in 0.08 s instead of 0.6).
+    `points_model`: anything with `points_in(rgb, boxes) -> [N, 68, 2]` (an exported landmark
+    model) places every face's 68 points instead of dlib's predictor, which then never loads.
     """
 
     def __init__(self, upsample=0, max_side=MAX_DETECT_SIDE, predictor_path=None,
-                 detector="dlib", landmarks=True, align_points=68):
+                 detector="dlib", landmarks=True, align_points=68, points_model=None):
         if detector not in DETECTORS:
             raise FerTfError(f"--detector: unknown {detector!r}; use {' or '.join(DETECTORS)}")
         if align_points not in ALIGN_POINTS:
@@ -117,7 +119,9 @@ class FacePipeline:
         self.detector_name = detector
         self.upsample = upsample
         self.max_side = max_side
-        self.want_landmarks = landmarks or (detector == "dlib" and align_points == 68)
+        self.points_model = points_model
+        self.want_landmarks = points_model is None and (
+            landmarks or (detector == "dlib" and align_points == 68))
         self.align_points = align_points
         self.predictor_path = predictor_path
         self._predictor = None
@@ -172,9 +176,12 @@ class FacePipeline:
             found = [(box, None, score) for box, score in self.detect(rgb)]
         else:
             found = self.blazeface(rgb)
+        placed = (self.points_model.points_in(rgb, [box for box, _, _ in found])
+                  if self.points_model is not None and found else None)
         out = []
-        for box, eyes, score in found:
-            points = self.landmarks(rgb, box) if self.want_landmarks else None
+        for i, (box, eyes, score) in enumerate(found):
+            points = (placed[i] if placed is not None
+                      else self.landmarks(rgb, box) if self.want_landmarks else None)
             if eyes is None:
                 eyes = (np.array(eye_centres(points)) if points is not None
                         else self.five_point_eyes(rgb, box))

@@ -1,9 +1,10 @@
 """Standalone exports of a training run's best SavedModel, and ensembles of exports.
 
-Classifiers are rebuilt from their metadata and weights (fer_tf/serving/rebuild.py): the export gets the
-raw-faces signature beside `image_bytes`, optionally float16 or int8 weight storage (half or a
-quarter of the size on disk; the computation stays float32 — weights are converted once at load)
-and test-time views in the graph.
+Classifiers and landmark models are rebuilt from their metadata and weights
+(fer_tf/serving/rebuild.py): the export gets a raw-pixels signature beside `image_bytes` (faces,
+or landmark crops), optionally float16 or int8 weight storage (half or a quarter of the size on
+disk; the computation stays float32 — weights are converted once at load) and, for
+classifiers, test-time views in the graph.
 """
 import json
 import os
@@ -75,11 +76,16 @@ def export(model_dir, out, float16=False, tta=None, int8=False):
     (both signatures; float16 storage and test-time views on request), others are copied."""
     source = exported.resolve_export(model_dir, "--model-dir")
     meta = exported.read_meta(source)       # refuses exports that carry no label set
-    rebuildable = meta["model"] == "ensemble" or tasks.of(models.get(meta["model"])).rebuildable
+    landmarks = rebuild.is_landmarks(meta)
+    rebuildable = (meta["model"] == "ensemble" or landmarks
+                   or tasks.of(models.get(meta["model"])).rebuildable)
     storage = storage_of(float16, int8)
     if not rebuildable and (storage != "float32" or tta):
         raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers; "
                          f"{meta['model']} is exported as it is")
+    if landmarks and tta:
+        raise FerTfError(f"--tta: a landmark model keeps its own test-time views (`--hparams "
+                         f"tta=flip` when training {meta['model']}); export without --tta")
     meta = rebuild.with_tta(meta, tta)
     with atomic.atomic_directory(out) as tmp:
         if rebuildable:

@@ -9,11 +9,14 @@ from fer_tf import atomic
 from fer_tf import labels as label_sets
 from fer_tf.data.records import encode_png
 from fer_tf.errors import FerTfError
+from fer_tf.faces import crops
 from fer_tf.outputs import META_FILE
 from fer_tf.training import run
 from fer_tf.training.receivers import INPUT_KEY
 
 FACES_SIGNATURE = "faces"      # the raw-faces signature of rebuilt exports (serving/rebuild.py)
+CROPS_SIGNATURE = "crops"      # the raw-crops signature of rebuilt landmark exports
+IMAGE_ONLY_SIGNATURE = "image_only:serving_default"   # the Estimator's name for it
 SERVING_DEFAULT = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
 
@@ -137,8 +140,26 @@ class LandmarkModel:
         if meta["label_set"]["name"] != label_sets.LANDMARKS68.name:
             raise FerTfError(f"{flag} {path}: a {meta['model']} model, not a landmark model")
         self._signatures = Signatures(self.path, flag)
+        self.image_size = tuple(meta["image_size"])
 
     def points(self, encoded, box):
+        """Encoded photo bytes + one face box -> [68, 2] points in photo pixels."""
         out = self._signatures(SERVING_DEFAULT, image_bytes=np.array([encoded], dtype=object),
                                box=np.array([box], np.float32))
         return out["points"][0]
+
+    def points_in(self, rgb, boxes):
+        """A decoded RGB photo + face boxes -> [N, 68, 2] points in photo pixels, all faces in
+        one call: the crops are cut here (exactly as the training records were) and fed to the
+        `crops` signature; an export without it gets the photo encoded once instead."""
+        boxes = list(boxes)
+        if not boxes:
+            return np.zeros((0, 68, 2), np.float32)
+        if CROPS_SIGNATURE not in self._signatures:
+            encoded = encode_png(rgb[:, :, ::-1])
+            return np.stack([self.points(encoded, box) for box in boxes])
+        windows = [crops.crop_window(box) for box in boxes]
+        size = self.image_size[0]
+        batch = np.stack([crops.crop_face(rgb, window, size) for window in windows])
+        normalised = self._signatures(CROPS_SIGNATURE, crops=batch)["points_normalized"]
+        return np.stack([crops.to_image_coords(p, w) for p, w in zip(normalised, windows)])

@@ -13,6 +13,12 @@ SavedModel is loaded, into float32 local variables that the graph reads — not 
 int8 storage: kernels are stored as int8 with one float32 scale per output channel (symmetric,
 a quarter of the size), the other weights as float16; dequantized once at load the same way.
 
+Landmark exports (`task` landmarks) are rebuilt with three signatures instead:
+- `serving_default`: `image_bytes` + a face `box` -> `points` in photo pixels (and
+  `points_normalized` in the crop); `image_only:serving_default`: the whole photo as the box;
+- `crops`: `crops`, uint8 [N, 128, 128, 3] square crops of the faces (faces/crops.py) ->
+  `points_normalized`, [0, 1] across each crop: no encoding, a batch of faces in one call.
+
 An ensemble is a weighted average of its members' probabilities; each member keeps its own
 input size, channels, normalisation and test-time views, under the scope `memberK/`.
 """
@@ -28,10 +34,12 @@ from fer_tf.outputs import META_FILE
 from fer_tf.serving import exported
 from fer_tf.training import model_fn, tasks, warm_start
 from fer_tf.training.config import RunSpec
+from fer_tf.training import receivers
 from fer_tf.training.receivers import INPUT_KEY
 
 v1 = tf.compat.v1
 FACES_KEY = FACES_SIGNATURE = exported.FACES_SIGNATURE
+CROPS_KEY = CROPS_SIGNATURE = exported.CROPS_SIGNATURE
 
 
 def members(meta):
@@ -165,6 +173,36 @@ def build_graph(meta, storage="float32"):
     return signatures, (storage.init_op() if storage else None)
 
 
+def is_landmarks(meta):
+    return meta["model"] != "ensemble" and tasks.of(models.get(meta["model"])).name == "landmarks"
+
+
+def build_landmark_graph(meta, storage="float32"):
+    """-> (signature_def_map, init op or None) of a landmark export, in the current graph."""
+    storage = STORAGES[storage]() if STORAGES[storage] else None
+    size = meta["image_size"][0]
+    receiver = receivers.landmark_serving_input_receiver_fn(size)()
+    crops = v1.placeholder(tf.uint8, [None, size, size, 3], name=CROPS_KEY)
+    run = RunSpec(model=meta["model"], classes=tuple(meta["label_set"]["classes"]),
+                  image_size=tuple(meta["image_size"]))
+    network = model_fn.landmark_model_fn(run)
+    predict = tf.estimator.ModeKeys.PREDICT
+    with v1.variable_scope("", custom_getter=storage):
+        from_bytes = network(receiver.features, None, predict, meta["hparams"]).predictions
+        from_crops = network({"image": tf.cast(crops, tf.float32)}, None, predict,
+                             meta["hparams"]).predictions
+    image_bytes = receiver.receiver_tensors[INPUT_KEY]
+    signatures = {
+        tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: v1.saved_model.predict_signature_def(
+            receiver.receiver_tensors, from_bytes),
+        exported.IMAGE_ONLY_SIGNATURE: v1.saved_model.predict_signature_def(
+            {INPUT_KEY: image_bytes}, from_bytes),
+        CROPS_SIGNATURE: v1.saved_model.predict_signature_def(
+            {CROPS_KEY: crops}, {"points_normalized": from_crops["points_normalized"]}),
+    }
+    return signatures, (storage.init_op() if storage else None)
+
+
 def weight_source(export_dir):
     return tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
 
@@ -205,7 +243,8 @@ def write(meta, readers, out_dir, storage="float32"):
     """Write the rebuilt SavedModel to `out_dir` (a fresh path) with fer-tf's assets;
     `storage`: float32, float16 or int8 weights (STORAGES)."""
     with tf.Graph().as_default():
-        signatures, init_op = build_graph(meta, storage)
+        signatures, init_op = (build_landmark_graph if is_landmarks(meta) else build_graph)(
+            meta, storage)
         with v1.Session() as sess:
             sess.run(v1.local_variables_initializer())
             load_weights(sess, readers)

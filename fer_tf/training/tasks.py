@@ -68,7 +68,8 @@ TASKS = {task.name: task for task in (
          receivers.serving_input_receiver_fn, rebuildable=True, warm_starts=True),
     Task("landmarks", "landmarks", _estimator(model_fn.landmark_model_fn),
          lambda size: receivers.landmark_serving_input_receiver_fn(size[0]),
-         metric="nme", higher_is_better=False, shown=("nme", "failure_rate_8", "failure_rate_10")),
+         metric="nme", higher_is_better=False, shown=("nme", "failure_rate_8", "failure_rate_10"),
+         warm_starts=True),
     Task("keras", "images", _keras, receivers.serving_input_receiver_fn, schedules=False),
     Task("keras_head", "features", _keras_head, schedules=False),
 )}

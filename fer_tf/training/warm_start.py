@@ -51,14 +51,16 @@ def source(path, flag="--init-from"):
     return checkpoint, meta
 
 
-def model_weights(estimator, run):
+def model_weights(estimator, run, points=False):
     """name -> shape of the weights the training graph creates — trainable variables and batch
     norm's moving statistics, not optimiser slots or the step counter — built once in a scratch
     graph on placeholders (nothing runs)."""
     with tf.Graph().as_default():
         features = {"image": v1.placeholder(tf.float32, [2, *run.image_size]),
                     "votes": v1.placeholder(tf.float32, [2, len(run.classes)])}
-        labels = v1.placeholder(tf.int32, [2])
+        # Classifiers take class ids; landmark models 68 (x, y) pairs (one "class" per point).
+        labels = (v1.placeholder(tf.float32, [2, len(run.classes), 2]) if points
+                  else v1.placeholder(tf.int32, [2]))
         v1.train.create_global_step()
         estimator.model_fn(features, labels, tf.estimator.ModeKeys.TRAIN, estimator.config)
         shapes = {v.op.name: v.shape.as_list() for v in v1.global_variables()}
@@ -80,16 +82,17 @@ def float32_copy(checkpoint, names, out_dir):
             return saver.save(session, os.path.join(out_dir, "weights"), write_meta_graph=False)
 
 
-def settings(path, model_name, estimator, run, model_dir, log=print):
+def settings(path, model_name, estimator, run, model_dir, log=print, points=False):
     """-> tf.estimator.WarmStartSettings restoring what matches; logs what stays new.
-    `estimator`: one built for the run (without warm start), to trace its graph."""
+    `estimator`: one built for the run (without warm start), to trace its graph; `points`: a
+    landmark model's run."""
     checkpoint, meta = source(path)
     if meta.get("model") != model_name:
         raise FerTfError(f"--init-from {path}: a {meta.get('model')} model; train --model "
                          f"{meta.get('model')} to start from it")
     reader = tf.train.load_checkpoint(checkpoint)
     have = reader.get_variable_to_shape_map()
-    trainable = model_weights(estimator, run)
+    trainable = model_weights(estimator, run, points)
     matched = sorted(n for n, shape in trainable.items() if have.get(n) == shape)
     fresh = sorted(set(trainable) - set(matched))
     if not matched:
