@@ -31,28 +31,32 @@ MIN_BOX_SIDE = 48
 SPLIT = "pseudo"
 
 
+GENKI_PHOTOS = 4000
+
+
 def photos(source):
-    """(name, encoded bytes) of GENKI-4K's archive or folder, or of any folder of photos."""
+    """-> (count, iterator of (name, encoded bytes)) of GENKI-4K's archive or folder, or of any
+    folder of photos."""
     if source.endswith((".tar.gz", ".tgz")) or os.path.isfile(os.path.join(source, "labels.txt")):
-        for photo in genki4k.read_photos(source):
-            yield photo.name, photo.data
-        return
+        return GENKI_PHOTOS, ((photo.name, photo.data) for photo in genki4k.read_photos(source))
     if not os.path.isdir(source):
         raise FerTfError(f"{source}: not GENKI-4K's archive or a folder of photos")
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        for name in sorted(files):
-            if os.path.splitext(name)[1].lower() in faces.IMAGE_EXTENSIONS:
-                path = os.path.join(root, name)
-                with open(path, "rb") as f:
-                    yield os.path.relpath(path, source), f.read()
+    paths = [os.path.join(root, name) for root, dirs, files in sorted(os.walk(source))
+             for name in sorted(files)
+             if os.path.splitext(name)[1].lower() in faces.IMAGE_EXTENSIONS]
+
+    def read(path):
+        with open(path, "rb") as f:
+            return os.path.relpath(path, source), f.read()
+    return len(paths), map(read, paths)
 
 
 def label_faces(source, writer, log):
     """Write one pseudo-labelled crop per photo with a face; -> (added, skipped)."""
     pipeline = faces.FacePipeline()
     added = skipped = 0
-    for name, data in tqdm(photos(source), desc="photos", unit=" photos", mininterval=1.0):
+    count, items = photos(source)
+    for name, data in tqdm(items, total=count, desc="photos", unit=" photos", mininterval=1.0):
         try:
             rgb = faces.load_image(data)
         except faces.BadImage as e:
