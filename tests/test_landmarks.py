@@ -52,7 +52,14 @@ def test_crop_round_trip_and_pixels():
     assert abs(u - crop_points[2, 0] * 128) <= 1 and abs(v - crop_points[2, 1] * 128) <= 1
 
 
-def test_augmentation_moves_points_with_pixels():
+# Each geometric augmentation alone (at more than its training range), then all together; the
+# random flip happens in about half of the trials of each.
+@pytest.mark.parametrize("augmentation", [
+    {"max_rotation": 30.0, "scale_range": (1.0, 1.0), "max_shift": 0.0},
+    {"max_rotation": 0.0, "scale_range": (0.8, 1.2), "max_shift": 0.0},
+    {"max_rotation": 0.0, "scale_range": (1.0, 1.0), "max_shift": 0.1},
+    {}])
+def test_augmentation_moves_points_with_pixels(augmentation):
     tf.random.set_seed(3)
     rng = np.random.RandomState(0)
     points = rng.uniform(0.25, 0.75, (68, 2)).astype(np.float32)
@@ -61,7 +68,8 @@ def test_augmentation_moves_points_with_pixels():
         image = np.zeros((128, 128, 3), np.float32)
         u, v = (points[k] * 128).round().astype(int)
         image[v - 1:v + 2, u - 1:u + 2] = 255.0
-        out, moved = preprocess.augment_with_points(tf.constant(image), tf.constant(points))
+        out, moved = preprocess.augment_with_points(tf.constant(image), tf.constant(points),
+                                                    **augmentation)
         # Find where the bright square went, and which landmark now carries point k.
         target = moved.numpy()
         after = np.argwhere(out.numpy()[..., 0] > 0.6 * out.numpy()[..., 0].max()).mean(axis=0)
