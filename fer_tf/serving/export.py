@@ -81,8 +81,8 @@ def export(model_dir, out, float16=False, tta=None, int8=False):
                    or tasks.of(models.get(meta["model"])).rebuildable)
     storage = storage_of(float16, int8)
     if not rebuildable and (storage != "float32" or tta):
-        raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers; "
-                         f"{meta['model']} is exported as it is")
+        raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers "
+                         f"and landmark models; {meta['model']} is exported as it is")
     if landmarks and tta:
         raise FerTfError(f"--tta: a landmark model keeps its own test-time views (`--hparams "
                          f"tta=flip` when training {meta['model']}); export without --tta")
