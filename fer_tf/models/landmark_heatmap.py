@@ -15,7 +15,7 @@ keeps the spatial layout instead, which is what small landmark models that reach
 Every convolution is 3x3 with batch norm and ReLU; `width` scales every layer. The default
 width 0.5 (246 k weights, 0.12 GFLOP a pass) is the shipped model's: width 1 (0.98 M weights)
 was ahead early in training on the held-out faces, but at four times the FLOPs it took 1.5x the
-time per face, about 3x dlib's predictor (README, landmark section). The
+time per face, about 3x dlib's predictor with the cores shared (README, landmark section). The
 soft-argmax (a softmax over each map, then the expected position) is differentiable and
 sub-pixel, so the network trains on the points themselves (`LandmarkHead`, with the wing loss
 by default) and no heat-map targets are drawn. With `tta=flip` (the default) the crop and its
