@@ -1,6 +1,7 @@
 """Every registered model, through its task: builds, trains two steps on tiny records of the kind
 its task reads, exports the way `fer-tf export` does, reloads and serves its signature. Adding a
 model file adds it here (a very slow one may add a small size to SMALL)."""
+import cv2
 import numpy as np
 import pytest
 
@@ -56,8 +57,12 @@ def test_trains_exports_and_serves(name, task_records, tmp_path):
         export.export(str(tmp_path / "run"), out)
     png = open(FACE_PNG, "rb").read()
     if task.name == "landmarks":
-        points = exported.LandmarkModel(out).points(png, [0, 0, 47, 47])
+        model = exported.LandmarkModel(out)
+        points = model.points(png, [0, 0, 47, 47])
         assert points.shape == (68, 2) and np.isfinite(points).all()
+        # The rebuilt export's batched `crops` call gives the same points (PNG: same pixels).
+        rgb = cv2.cvtColor(cv2.imread(FACE_PNG), cv2.COLOR_BGR2RGB)
+        np.testing.assert_allclose(model.points_in(rgb, [[0, 0, 47, 47]])[0], points, atol=0.05)
         return
     model = exported.ExportedModel(out)
     probabilities = model.predict([png, png])

@@ -187,7 +187,9 @@ def build_landmark_graph(meta, storage="float32"):
                   image_size=tuple(meta["image_size"]))
     network = model_fn.landmark_model_fn(run)
     predict = tf.estimator.ModeKeys.PREDICT
-    with v1.variable_scope("", custom_getter=storage):
+    # Two inputs, one set of weights: the second network call reuses the first one's variables.
+    with v1.variable_scope("", custom_getter=storage), \
+            v1.variable_scope(v1.get_variable_scope(), reuse=v1.AUTO_REUSE):
         from_bytes = network(receiver.features, None, predict, meta["hparams"]).predictions
         from_crops = network({"image": tf.cast(crops, tf.float32)}, None, predict,
                              meta["hparams"]).predictions
