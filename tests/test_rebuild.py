@@ -92,8 +92,12 @@ def test_float16_export_is_half_the_size_same_answers_and_casts_once(lenet_expor
     encoded, _ = faces_of(sample_records, 49)
     a = exported.ExportedModel(full).predict(encoded)
     b = exported.ExportedModel(half).predict(encoded)
-    assert (a.argmax(1) == b.argmax(1)).mean() == 1.0
     np.testing.assert_allclose(a, b, atol=5e-3)
+    # The same top class wherever float32's top two are further apart than that tolerance allows
+    # to swap (a model trained for a few steps has near-ties that float16 rounding may flip).
+    top2 = np.sort(a, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-2
+    assert clear.any() and (a.argmax(1) == b.argmax(1))[clear].all()
     # The call graph reads float32 copies: no Cast of a float16 weight runs per call.
     loaded = tf.saved_model.load(half)
     graph = loaded.signatures["serving_default"].graph
