@@ -13,13 +13,13 @@ import tempfile
 
 import tensorflow as tf
 
-from fer_tf import atomic, models
+from fer_tf import atomic
 from fer_tf.errors import FerTfError
 from fer_tf.models import vggface2
 from fer_tf.outputs import META_FILE, RUN_META
 from fer_tf.serving import exported
 from fer_tf.serving import rebuild
-from fer_tf.training import keras_estimator, tasks
+from fer_tf.training import keras_estimator
 from fer_tf.training.config import RunSpec
 
 
@@ -76,19 +76,17 @@ def export(model_dir, out, float16=False, tta=None, int8=False):
     (both signatures; float16 storage and test-time views on request), others are copied."""
     source = exported.resolve_export(model_dir, "--model-dir")
     meta = exported.read_meta(source)       # refuses exports that carry no label set
-    landmarks = rebuild.is_landmarks(meta)
-    rebuildable = (meta["model"] == "ensemble" or landmarks
-                   or tasks.of(models.get(meta["model"])).rebuildable)
+    kind = rebuild.kind_of(meta)
     storage = storage_of(float16, int8)
-    if not rebuildable and (storage != "float32" or tta):
+    if kind is None and (storage != "float32" or tta):
         raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers "
                          f"and landmark models; {meta['model']} is exported as it is")
-    if landmarks and tta:
+    if kind == "landmarks" and tta:
         raise FerTfError(f"--tta: a landmark model keeps its own test-time views (`--hparams "
                          f"tta=flip` when training {meta['model']}); export without --tta")
     meta = rebuild.with_tta(meta, tta)
     with atomic.atomic_directory(out) as tmp:
-        if rebuildable:
+        if kind:
             os.rmdir(tmp)                   # the SavedModel builder wants to create the folder
             rebuild.write(meta, {"": rebuild.weight_source(source)}, tmp, storage)
         else:

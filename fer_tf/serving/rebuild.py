@@ -67,7 +67,7 @@ def _probabilities(meta, member_images):
     total, weights = 0.0, 0.0
     for k, (scope, member, weight) in enumerate(members(meta)):
         spec = models.get(member["model"])
-        if not tasks.of(spec).rebuildable:
+        if tasks.of(spec).rebuild != "classifier":
             raise FerTfError(f"{member['model']}: only classifiers on the shared model_fn can be "
                              "rebuilt (not Keras or landmark models)")
         run = RunSpec(model=member["model"], classes=tuple(classes),
@@ -173,8 +173,11 @@ def build_graph(meta, storage="float32"):
     return signatures, (storage.init_op() if storage else None)
 
 
-def is_landmarks(meta):
-    return meta["model"] != "ensemble" and tasks.of(models.get(meta["model"])).name == "landmarks"
+def kind_of(meta):
+    """How an export is rebuilt: "classifier" (ensembles too), "landmarks", or None."""
+    if meta["model"] == "ensemble":
+        return "classifier"
+    return tasks.of(models.get(meta["model"])).rebuild
 
 
 def build_landmark_graph(meta, storage="float32"):
@@ -203,6 +206,9 @@ def build_landmark_graph(meta, storage="float32"):
             {CROPS_KEY: crops}, {"points_normalized": from_crops["points_normalized"]}),
     }
     return signatures, (storage.init_op() if storage else None)
+
+
+GRAPHS = {"classifier": build_graph, "landmarks": build_landmark_graph}
 
 
 def weight_source(export_dir):
@@ -245,8 +251,7 @@ def write(meta, readers, out_dir, storage="float32"):
     """Write the rebuilt SavedModel to `out_dir` (a fresh path) with fer-tf's assets;
     `storage`: float32, float16 or int8 weights (STORAGES)."""
     with tf.Graph().as_default():
-        signatures, init_op = (build_landmark_graph if is_landmarks(meta) else build_graph)(
-            meta, storage)
+        signatures, init_op = GRAPHS[kind_of(meta)](meta, storage)
         with v1.Session() as sess:
             sess.run(v1.local_variables_initializer())
             load_weights(sess, readers)

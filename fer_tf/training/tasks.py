@@ -26,7 +26,10 @@ class Task:
     metric: str = "accuracy"        # selects the best export
     higher_is_better: bool = True
     shown: tuple = ("accuracy", "mean_per_class_accuracy")
-    rebuildable: bool = False       # its exports can be rebuilt (float16, TTA, ensembles, TFLite)
+    # What `fer-tf export` rebuilds its exports as (serving/rebuild.py): "classifier" (float16 /
+    # int8 storage, test-time views, ensembles, TFLite), "landmarks" (storage and the batched
+    # crops signature), or None (exported as they are).
+    rebuild: str = None
     schedules: bool = True          # honours lr_schedule (plateau included)
     warm_starts: bool = False       # can start from another run's weights (--init-from)
 
@@ -65,11 +68,11 @@ def _keras_head(config, params, run, options):
 
 TASKS = {task.name: task for task in (
     Task("classification", "images", _estimator(model_fn.classifier_model_fn),
-         receivers.serving_input_receiver_fn, rebuildable=True, warm_starts=True),
+         receivers.serving_input_receiver_fn, rebuild="classifier", warm_starts=True),
     Task("landmarks", "landmarks", _estimator(model_fn.landmark_model_fn),
          lambda size: receivers.landmark_serving_input_receiver_fn(size[0]),
          metric="nme", higher_is_better=False, shown=("nme", "failure_rate_8", "failure_rate_10"),
-         warm_starts=True),
+         rebuild="landmarks", warm_starts=True),
     Task("keras", "images", _keras, receivers.serving_input_receiver_fn, schedules=False),
     Task("keras_head", "features", _keras_head, schedules=False),
 )}
