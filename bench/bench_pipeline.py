@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 
 from common import auc  # noqa: E402
+from fer_tf import faces  # noqa: E402
 
 
 def photos(archive, limit=None):
@@ -37,6 +38,16 @@ def photos(archive, limit=None):
             yield names[index], tar.extractfile(members[names[index]]).read(), smiles[index]
 
 
+def first_face(pipeline, rgb, box, score):
+    """The most confident dlib box with the points its pipeline aligns on (dlib's 68, the
+    landmark model's 68, or dlib's 5-point eyes)."""
+    if pipeline.points_model is not None:
+        return faces.Face(box, pipeline.points_model.points_in(rgb, [box])[0], score)
+    if pipeline.align_points == 68:
+        return faces.Face(box, pipeline.landmarks(rgb, box), score)
+    return faces.Face(box, None, score, pipeline.five_point_eyes(rgb, box))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--genki", required=True, help="genki4k.tar.gz")
@@ -46,7 +57,7 @@ def main():
     parser.add_argument("--landmarks-model", default="landmarks",
                         help="landmark export for the `dlib cnn` pipeline (default: the shipped one)")
     args = parser.parse_args()
-    from fer_tf import faces, logs
+    from fer_tf import logs
     from fer_tf.serving import exported
     logs.setup()
     model = exported.ExportedModel(args.model)
@@ -75,12 +86,7 @@ def main():
             start = time.perf_counter()
             if dlib:
                 boxes = pipeline.detect(rgb)
-                found = [faces.Face(box, points_model.points_in(rgb, [box])[0], score)
-                         if pipeline.points_model is not None else
-                         faces.Face(box, pipeline.landmarks(rgb, box), score)
-                         if pipeline.align_points == 68 else
-                         faces.Face(box, None, score, pipeline.five_point_eyes(rgb, box))
-                         for box, score in boxes[:1]]
+                found = [first_face(pipeline, rgb, *boxes[0])] if boxes else []
             else:
                 found = pipeline.faces(rgb)
                 boxes = found
