@@ -22,7 +22,7 @@ import sys
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from fer_tf import atomic, faces, outputs  # noqa: E402
+from fer_tf import atomic, faces, outputs, predict  # noqa: E402
 from fer_tf.data import genki4k, records  # noqa: E402
 from fer_tf.errors import FerTfError  # noqa: E402
 from fer_tf.faces import crops  # noqa: E402
@@ -41,9 +41,7 @@ def photos(source):
         return GENKI_PHOTOS, ((photo.name, photo.data) for photo in genki4k.read_photos(source))
     if not os.path.isdir(source):
         raise FerTfError(f"{source}: not GENKI-4K's archive or a folder of photos")
-    paths = [os.path.join(root, name) for root, dirs, files in sorted(os.walk(source))
-             for name in sorted(files)
-             if os.path.splitext(name)[1].lower() in faces.IMAGE_EXTENSIONS]
+    paths = [path for kind, path in predict.expand_paths([source]) if kind == "image"]
 
     def read(path):
         with open(path, "rb") as f:
