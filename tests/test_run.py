@@ -218,4 +218,8 @@ def test_grey_and_colour_copies_of_a_face_get_the_same_probabilities(lenet_expor
     p = model.predict([records.encode_png(grey), records.encode_png(colour),
                        records.encode_png(cv2.resize(colour, (96, 96)))])
     np.testing.assert_allclose(p[0], p[1], atol=1e-6)
-    assert p[2].argmax() == p[0].argmax()                      # any size: same answer
+    # Any size: the same answer — the probabilities within 0.02 (resampling moves them a
+    # little), the top class wherever it leads by more (a few-step model has near-ties).
+    np.testing.assert_allclose(p[2], p[0], atol=0.02)
+    top2 = np.sort(p[0])[-2:]
+    assert top2[1] - top2[0] <= 0.02 or p[2].argmax() == p[0].argmax()
