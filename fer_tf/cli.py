@@ -130,7 +130,7 @@ def cmd_train(args):
     from fer_tf.training import run, tasks
     if run.cluster_task_type() in (None, "chief", "master"):
         outputs.check(args.model_dir, "model_dir", "--model-dir",
-                      inputs=[args.data] + ([args.init_from] if args.init_from else []))
+                      inputs=[args.data, args.init_from, args.teacher])
     metrics, export = run.train(args.model, args.data, args.model_dir,
                                 overrides=parse_hparams(args.hparams), epochs=args.epochs,
                                 max_steps=args.max_steps, eval_every_epochs=args.eval_every,
@@ -139,6 +139,7 @@ def cmd_train(args):
                                 vggface2_weights=args.vggface2_weights,
                                 allow_random_init=args.allow_random_init,
                                 progress_bar=not args.verbose, init_from=args.init_from,
+                                teacher=args.teacher,
                                 splits={"train": args.train_split, "eval": args.eval_split})
     if metrics is not None:
         shown = tasks.of(models.get(args.model)).shown
@@ -208,6 +209,18 @@ def cmd_eval(args):
     report = evaluate.evaluate(args.model, args.data, args.split, png=png,
                                batch_size=args.batch_size, tta=None if tta == "none" else tta)
     print(evaluate.format_report(report))
+
+
+def cmd_soft_labels(args):
+    from tqdm import tqdm
+    from fer_tf import distill
+    outputs.check(args.out, "soft_labels", "--out", inputs=[args.model, args.data])
+    meta = distill.label_split(
+        args.model, args.data, args.split, args.out,
+        progress_bar=lambda total: tqdm(total=total, desc="teacher", unit=" faces",
+                                        disable=args.quiet))
+    print(f"wrote {args.out}: {meta['count']} {args.split} faces of {args.data}; the teacher's "
+          f"accuracy on them {meta['teacher_accuracy']:.4f}")
 
 
 def cmd_export(args):
@@ -363,6 +376,9 @@ def build_parser():
                    help="skip unreadable records (counted and reported) instead of stopping")
     p.add_argument("--strategy", choices=("none", "mirrored", "multi_worker", "parameter_server"),
                    default="none", help="distribution strategy; the cluster comes from TF_CONFIG")
+    p.add_argument("--teacher", metavar="FILE",
+                   help="distil: a teacher's probabilities for the training faces (`fer-tf "
+                        "soft-labels`), weighted by --hparams distill_weight (default 0.5)")
     p.add_argument("--verbose", action="store_true",
                    help="TensorFlow's own logging instead of the progress bar")
     p.set_defaults(func=cmd_train)
@@ -391,6 +407,14 @@ def build_parser():
                         "(models trained on crops)")
     p.add_argument("--flip-tta", action="store_true", help="the same as --tta flip")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("soft-labels", parents=[quiet],
+                       help="a teacher export's probabilities for a record split (distillation)")
+    p.add_argument("model", help="teacher: SavedModel dir (an ensemble, say) or a model dir")
+    p.add_argument("--data", default="records/fer2013", help="record folder")
+    p.add_argument("--split", default="train", help="record split (default: train)")
+    p.add_argument("--out", required=True, help="soft-label file to write (.npz)")
+    p.set_defaults(func=cmd_soft_labels)
 
     p = sub.add_parser("export", parents=[vggface2],
                        help="copy a model dir's best SavedModel to a standalone folder")

@@ -58,15 +58,8 @@ def plot_confusion(matrix, class_names, path, title):
     plt.close(fig)
 
 
-def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=None):
-    """Accuracy, recall and confusion of an export on a record split; with `tta` (flip or
-    ten_crop) the export is first rebuilt with those test-time views in its graph."""
-    if tta:
-        with tempfile.TemporaryDirectory(prefix="fer_tf_tta_") as work:
-            rebuilt = export.export(model_path, os.path.join(work, "export"), tta=tta)
-            report = evaluate(rebuilt, data_dir, split, png, batch_size)
-        report.update(model=model_path, tta=tta)
-        return report
+def model_for_split(model_path, data_dir, split):
+    """(loaded export, manifest), checked: the split exists and the label sets match."""
     model = exported.ExportedModel(model_path)
     manifest = records.read_manifest(data_dir)
     try:
@@ -76,8 +69,21 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
     data_labels = records.manifest_label_set(manifest)
     if data_labels != model.label_set:
         raise FerTfError(f"--data {data_dir}: records carry label set {data_labels.name}, but the "
-                         f"model at {model.path} was trained on {model.label_set.name}; evaluate "
-                         "it on matching records")
+                         f"model at {model.path} was trained on {model.label_set.name}; use it "
+                         "on matching records")
+    return model, manifest
+
+
+def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=None):
+    """Accuracy, recall and confusion of an export on a record split; with `tta` (flip or
+    ten_crop) the export is first rebuilt with those test-time views in its graph."""
+    if tta:
+        with tempfile.TemporaryDirectory(prefix="fer_tf_tta_") as work:
+            rebuilt = export.export(model_path, os.path.join(work, "export"), tta=tta)
+            report = evaluate(rebuilt, data_dir, split, png, batch_size)
+        report.update(model=model_path, tta=tta)
+        return report
+    model, _ = model_for_split(model_path, data_dir, split)
     labels, predictions = [], []
     for encoded, batch_labels in records.iter_split(data_dir, split, batch_size):
         predictions.append(model.predict(encoded).argmax(axis=1))

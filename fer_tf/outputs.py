@@ -101,6 +101,11 @@ def _is_tflite(path):
     return head[4:8] == b"TFL3" and isinstance(sidecar, dict) and "label_set" in sidecar
 
 
+def _is_soft_labels(path):
+    from fer_tf.data import soft_labels     # numpy only; kept out of the import of this module
+    return soft_labels.read_meta(path) is not None
+
+
 # kind -> (is a folder, recogniser, what it is called)
 KINDS = {
     "records": (True, _is_records, "a fer-tf record folder"),
@@ -111,6 +116,7 @@ KINDS = {
     "png": (False, _is_png, "a PNG written by fer-tf"),
     "predictions": (False, _is_predictions, "a fer-tf predict output"),
     "tflite": (False, _is_tflite, "a fer-tf TFLite model"),
+    "soft_labels": (False, _is_soft_labels, "a fer-tf soft-label file"),
 }
 
 

@@ -280,17 +280,20 @@ def feature_spec(has_votes):
     return spec
 
 
-def iter_split(data_dir, split, batch_size):
-    """(encoded PNG batch, labels) straight from the records; a corrupt shard is named."""
+def iter_split(data_dir, split, batch_size, rows=False):
+    """(encoded PNG batch, labels[, source rows]) straight from the records; a corrupt shard is
+    named."""
     manifest = read_manifest(data_dir)
     files = split_files(data_dir, manifest, split)
     spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "label": tf.io.FixedLenFeature([], tf.int64)}
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "source/row": tf.io.FixedLenFeature([], tf.int64)}
     for path in files:
         ds = tf.data.TFRecordDataset(path).map(lambda s: tf.io.parse_single_example(s, spec))
         try:
             for batch in ds.batch(batch_size):
-                yield batch["image/encoded"].numpy(), batch["label"].numpy()
+                out = (batch["image/encoded"].numpy(), batch["label"].numpy())
+                yield out + (batch["source/row"].numpy(),) if rows else out
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise FerTfError(f"{path}: corrupt record shard ({e.message.splitlines()[0][:120]}); "
                              "reconvert with `fer-tf records`") from None

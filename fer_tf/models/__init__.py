@@ -26,6 +26,7 @@ COMMON_HPARAMS = {
     "weight_decay": HParam(1e-4, low=0),       # L2 on kernels, added to the loss
     "keep_prob": HParam(0.5, low=0, high=1, low_open=True),   # dropout keep probability
     "loss": HParam("ce", choices=("ce", "votes")),  # majority label | FER+ vote distribution
+    "distill_weight": HParam(0.5, low=0, high=1),   # share of the teacher's loss (--teacher)
     "class_weights": HParam("none", choices=("none", "balanced", "sqrt")),
     "balanced_sampling": HParam(False),         # resample training faces to uniform classes
     "label_smoothing": HParam(0.0, low=0, high=1, high_open=True),

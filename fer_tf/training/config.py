@@ -20,6 +20,7 @@ class RunSpec:
     feature_dim: int = None               # width of cached features (bottleneck records)
     skip_corrupt: bool = False
     seed: int = None
+    teacher: str = None                   # soft-label file for distillation (data/soft_labels.py)
 
     @classmethod
     def for_export(cls, meta):

@@ -12,7 +12,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from fer_tf.data import preprocess, records
+from fer_tf.data import preprocess, records, soft_labels
 
 TRAIN = tf.estimator.ModeKeys.TRAIN
 
@@ -28,12 +28,20 @@ class Parts:
 def image_parts(manifest, params, run, training):
     spec = records.feature_spec(manifest.get("has_votes", False))
     height, width, channels = run.image_size
+    # Distillation: the teacher's probabilities, looked up by the face's source row.
+    teacher = None
+    if training and run.teacher:
+        teacher = tf.constant(soft_labels.lookup_table(
+            run.teacher, records.manifest_label_set(manifest), run.train_split,
+            records.split_count(manifest, run.train_split)))
 
     def parse(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
         features = {"encoded": parsed["image/encoded"], "source_row": parsed["source/row"]}
         if "ferplus/votes" in parsed:
             features["votes"] = tf.cast(parsed["ferplus/votes"], tf.float32)
+        if teacher is not None:
+            features["teacher"] = tf.gather(teacher, parsed["source/row"])
         return features, tf.cast(parsed["label"], tf.int32)
 
     def decode(features, label):

@@ -63,11 +63,16 @@ def data_loss(logits, labels, features, params, class_weights=None):
         # the annotators' vote distribution over the emotion classes.
         votes = features["votes"][:, :num_classes]
         target = votes / tf.maximum(tf.reduce_sum(votes, axis=1, keepdims=True), 1.0)
-        return v1.losses.softmax_cross_entropy(target, logits, weights=weights,
-                                               label_smoothing=params["label_smoothing"])
-    onehot = tf.one_hot(labels, num_classes)
-    return v1.losses.softmax_cross_entropy(onehot, logits, weights=weights,
+    else:
+        target = tf.one_hot(labels, num_classes)
+    loss = v1.losses.softmax_cross_entropy(target, logits, weights=weights,
                                            label_smoothing=params["label_smoothing"])
+    if "teacher" not in features:      # evaluation, or a run without a teacher
+        return loss
+    # Knowledge distillation (Hinton et al. 2015, at temperature 1): the rest of the weight goes
+    # to cross-entropy against the teacher's probabilities for the same face.
+    distill = v1.losses.softmax_cross_entropy(features["teacher"], logits, weights=weights)
+    return (1.0 - params["distill_weight"]) * loss + params["distill_weight"] * distill
 
 
 def eval_metrics(labels, class_ids, class_names):

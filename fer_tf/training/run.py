@@ -10,7 +10,7 @@ import time
 import tensorflow as tf
 
 from fer_tf import atomic, models
-from fer_tf.data import records
+from fer_tf.data import records, soft_labels
 from fer_tf.errors import FerTfError, UsageError
 from fer_tf.outputs import META_FILE, RUN_META
 from fer_tf.training import inputs, progress, tasks, warm_start
@@ -125,7 +125,7 @@ class Prepared:
 
 
 def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, seed=None,
-            skip_corrupt=False):
+            skip_corrupt=False, teacher=None):
     """Resolve and check model, task, records and hyper-parameters (raises on any mismatch)."""
     spec = models.get(model_name)
     task = tasks.of(spec)
@@ -160,12 +160,19 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
             records.resolve_split(manifest, split)
         except FerTfError as e:
             raise FerTfError(f"--{role}-split {split}: {e} in {data_dir}") from None
+    if teacher:
+        if task.name != "classification" or records.kind(manifest) != "images":
+            raise UsageError(f"--teacher: distillation needs a classifier trained on image "
+                             f"records, not {spec.name} on {data_dir}")
+        soft_labels.lookup_table(teacher, label_set, splits["train"],     # checked before work
+                                 records.split_count(manifest, splits["train"]))
     run = RunSpec(model=spec.name, classes=tuple(label_set.classes),
                   image_size=tuple(spec.image_size), data_dir=data_dir,
                   train_split=splits["train"], eval_split=splits["eval"], max_steps=max_steps,
                   class_weights=class_weight_values(manifest, params["class_weights"],
                                                     splits["train"]),
-                  feature_dim=manifest.get("feature_dim"), skip_corrupt=skip_corrupt, seed=seed)
+                  feature_dim=manifest.get("feature_dim"), skip_corrupt=skip_corrupt, seed=seed,
+                  teacher=teacher)
     return Prepared(spec, task, manifest, label_set, params, run)
 
 
@@ -222,12 +229,12 @@ def best_export(model_dir):
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
           eval_every_epochs=1, checkpoint_steps=None, seed=0, strategy=None,
           skip_corrupt=False, vggface2_weights=None, allow_random_init=False, splits=None,
-          progress_bar=False, init_from=None, log=print):
+          progress_bar=False, init_from=None, teacher=None, log=print):
     """train_and_evaluate; returns (final eval metrics, path of the best export). `splits` maps
     train/eval to other record splits (cross-validation folds); `init_from`: an export or model
     dir of the same architecture whose matching weights start the run (warm_start.py)."""
     prepared = prepare(model_name, data_dir, overrides, splits, seed=seed,
-                       skip_corrupt=skip_corrupt)
+                       skip_corrupt=skip_corrupt, teacher=teacher)
     spec, task, manifest, params = prepared.spec, prepared.task, prepared.manifest, prepared.params
     if init_from and not task.warm_starts:
         raise UsageError(f"--init-from: not available for {spec.name} ({task.name} models)")
