@@ -13,9 +13,9 @@ keeps the spatial layout instead, which is what small landmark models that reach
       -> 1x1 conv -> 68 heat maps at 32x32 -> soft-argmax -> 68 (x, y) in [0, 1]
 
 Every convolution is 3x3 with batch norm and ReLU; `width` scales every layer. The default
-width 0.5 (246 k weights, 0.12 GFLOP a pass) is the shipped model's: width 1 (0.98 M weights)
-was ahead early in training on the held-out faces, but at four times the FLOPs it took 1.5x the
-time per face, about 3x dlib's predictor with the cores shared (README, landmark section). The
+width 1 (0.98 M weights, 0.47 GFLOP a pass) is the shipped model's: on the held-out faces it
+beat width 0.5 (246 k weights) by 0.4 points of NME, at 1.6-1.7x dlib's time per face on an idle
+machine (0.5: 1.1x) — README, landmark section. The
 soft-argmax (a softmax over each map, then the expected position) is differentiable and
 sub-pixel, so the network trains on the points themselves (`LandmarkHead`, with the wing loss
 by default) and no heat-map targets are drawn. With `tta=flip` (the default) the crop and its
@@ -106,7 +106,7 @@ SPEC = register(ModelSpec(
     normalize=normalize,
     image_size=(128, 128, 3),
     label_set="landmarks68",
-    hparams={"width": HParam(0.5, low=0, high=4, low_open=True),
+    hparams={"width": HParam(1.0, low=0, high=4, low_open=True),
              "temperature": HParam(1.0, low=0, low_open=True),
              "landmark_loss": HParam("wing", choices=("mse", "wing")),
              "tta": HParam("flip", choices=("none", "flip")),
