@@ -19,6 +19,7 @@ from fer_tf.errors import FerTfError
 
 # Each kind: how fer-tf recognises its own output of that kind (False for anything else).
 RECORDS_FORMAT = "fer-tf-records/1"
+SOFT_LABELS_FORMAT = "fer-tf-soft-labels/1"
 ANNOTATIONS_MARKER = ".fer_tf_annotations"
 RUN_META = "fer_tf_run.json"
 META_FILE = "fer_tf.json"          # an export's metadata, in assets.extra/
@@ -101,9 +102,19 @@ def _is_tflite(path):
     return head[4:8] == b"TFL3" and isinstance(sidecar, dict) and "label_set" in sidecar
 
 
+def soft_labels_meta(path):
+    """The JSON meta of a soft-label file (fer_tf/data/soft_labels.py), or None for any other."""
+    import numpy as np
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == SOFT_LABELS_FORMAT else None
+
+
 def _is_soft_labels(path):
-    from fer_tf.data import soft_labels     # numpy only; kept out of the import of this module
-    return soft_labels.read_meta(path) is not None
+    return soft_labels_meta(path) is not None
 
 
 # kind -> (is a folder, recogniser, what it is called)

@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 
-from fer_tf import atomic
+from fer_tf import atomic, outputs
 from fer_tf.errors import FerTfError
 
-FORMAT = "fer-tf-soft-labels/1"
+FORMAT = outputs.SOFT_LABELS_FORMAT
 
 
 def write(path, rows, probabilities, label_set, data_dir, split, teacher):
@@ -27,16 +27,6 @@ def write(path, rows, probabilities, label_set, data_dir, split, teacher):
     return meta
 
 
-def read_meta(path):
-    """The JSON meta of a soft-label file, or None if `path` is not one (any other file)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
-
-
 def lookup_table(path, label_set, split, expected_count):
     """A [max row + 1, classes] float32 table of the teacher's probabilities (-1 where a row has
     none), checked against the run: same label set, the training split, every face covered."""
@@ -44,7 +34,7 @@ def lookup_table(path, label_set, split, expected_count):
     if not os.path.isfile(path):
         raise FerTfError(f"{flag}: no such file; make one with `fer-tf soft-labels MODEL "
                          "--data RECORDS --out FILE`")
-    meta = read_meta(path)
+    meta = outputs.soft_labels_meta(path)
     if meta is None:
         raise FerTfError(f"{flag}: not a fer-tf soft-label file; make one with "
                          "`fer-tf soft-labels`")
