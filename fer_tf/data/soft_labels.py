@@ -27,9 +27,9 @@ def write(path, rows, probabilities, label_set, data_dir, split, teacher):
     return meta
 
 
-def lookup_table(path, label_set, split, expected_count):
-    """A [max row + 1, classes] float32 table of the teacher's probabilities (-1 where a row has
-    none), checked against the run: same label set, the training split, every face covered."""
+def check(path, label_set, split, expected_count):
+    """The file's meta, checked against the run without loading the probabilities: same label
+    set, the training split, every face covered (one FerTfError naming the flag otherwise)."""
     flag = f"--teacher {path}"
     if not os.path.isfile(path):
         raise FerTfError(f"{flag}: no such file; make one with `fer-tf soft-labels MODEL "
@@ -45,6 +45,13 @@ def lookup_table(path, label_set, split, expected_count):
         raise FerTfError(f"{flag}: made for split {meta['split']!r} ({meta['count']} faces), "
                          f"the run trains on {split!r} ({expected_count} faces); rerun "
                          f"`fer-tf soft-labels ... --split {split}`")
+    return meta
+
+
+def lookup_table(path, label_set, split, expected_count):
+    """A [max row + 1, classes] float32 table of the teacher's probabilities (-1 where a row has
+    none), after `check`."""
+    check(path, label_set, split, expected_count)
     with np.load(path, allow_pickle=False) as data:
         rows, probabilities = data["rows"], data["probabilities"]
     table = np.full((int(rows.max()) + 1, probabilities.shape[1]), -1.0, np.float32)

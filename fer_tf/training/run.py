@@ -161,11 +161,11 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
         except FerTfError as e:
             raise FerTfError(f"--{role}-split {split}: {e} in {data_dir}") from None
     if teacher:
-        if task.name != "classification" or records.kind(manifest) != "images":
+        if task.name != "classification":      # the shared model_fn's loss takes the teacher
             raise UsageError(f"--teacher: distillation needs a classifier trained on image "
                              f"records, not {spec.name} on {data_dir}")
-        soft_labels.lookup_table(teacher, label_set, splits["train"],     # checked before work
-                                 records.split_count(manifest, splits["train"]))
+        soft_labels.check(teacher, label_set, splits["train"],
+                          records.split_count(manifest, splits["train"]))
     run = RunSpec(model=spec.name, classes=tuple(label_set.classes),
                   image_size=tuple(spec.image_size), data_dir=data_dir,
                   train_split=splits["train"], eval_split=splits["eval"], max_steps=max_steps,
