@@ -7,7 +7,7 @@ for this call path: TensorFlow, OpenCV, pandas, requests) into its own folder:
     pip download fer --no-deps -d /tmp/peer
     pip install --no-deps --target /tmp/peer/site /tmp/peer/fer-*.whl
     python bench/bench_peer.py --peer-site /tmp/peer/site --model models/default \
-        --records records/fer2013 --genki ../shared/data/genki4k.tar.gz [--detector blazeface]
+        --records records/fer2013 --genki ../shared/data/genki4k.tar.gz [--detector dlib]
 
 Measured, on the same inputs, in one process:
   1. FER2013 PrivateTest accuracy of both classifiers on the 48x48 test faces (the peer's TFLite
@@ -35,6 +35,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common import auc  # noqa: E402
+from fer_tf import faces  # noqa: E402
 
 CHUNK = 100
 PEER_SCRIPT = ("import sys, cv2\nfrom fer.fer import FER\n"
@@ -129,7 +130,7 @@ def main():
     parser.add_argument("--peer-site", required=True,
                         help="folder the fer wheel was installed into (pip install --no-deps --target)")
     parser.add_argument("--model", default="models/default")
-    parser.add_argument("--detector", default="dlib", choices=("dlib", "blazeface"))
+    parser.add_argument("--detector", default=faces.DEFAULT_DETECTOR, choices=faces.DETECTORS)
     parser.add_argument("--records", default="records/fer2013")
     parser.add_argument("--genki", default="../shared/data/genki4k.tar.gz")
     parser.add_argument("--limit", type=int, help="use only the first N GENKI photos")
@@ -137,7 +138,7 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, args.peer_site)
     import fer_tf
-    from fer_tf import evaluate, faces
+    from fer_tf import evaluate
     from fer.fer import FER       # fer 25.10.3 no longer re-exports FER from `fer`
     import logging
     logging.getLogger("fer").setLevel(logging.WARNING)

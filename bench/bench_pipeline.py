@@ -1,8 +1,8 @@
 """fer-tf's face pipeline with each detector on GENKI-4K photos: dlib (HOG detector + 68-point
-alignment, the seed's pipeline, today's default), dlib with its 5-point predictor's eyes
-(`--align 5`), dlib's detector with the shipped compact landmark model's 68 points
-(`--landmarks cnn`), and BlazeFace (tf.lite, aligned on its eye keypoints). All run interleaved
-photo by photo in one process, classifying with the same export through its raw `faces`
+alignment, the seed's pipeline), dlib with its 5-point predictor's eyes (`--align 5`), dlib's
+detector with the shipped compact landmark model's 68 points (`--landmarks cnn`), BlazeFace's
+short-range model (tf.lite, aligned on its eye keypoints) and `blazeface_auto` (the default: the
+short range, and the full range for wide shots). All run interleaved photo by photo in one process, classifying with the same export through its raw `faces`
 signature, batched. A last row measures the classifier's own noise floor: dlib's faces with the
 eye centres moved at random by 2 % of their distance (`--jitter`).
 
@@ -10,7 +10,8 @@ Reports per detector: photos with a face, photos with more than one box (GENKI h
 photo: extra boxes are false detections), per-stage milliseconds, end-to-end faces/s, the
 happy probability's AUC as a smile score, and top-label agreement with the dlib pipeline.
 
-    python bench/bench_pipeline.py --genki ../shared/data/genki4k.tar.gz --model models/default [--limit N]
+    python bench/bench_pipeline.py --genki ../shared/data/genki4k.tar.gz --model models/default \
+        [--limit N] [--pipelines "dlib 5-pt" blazeface ...]
 Ends by printing the speed ratios and the agreements with the default (dlib, 68 points).
 """
 import argparse
@@ -50,12 +51,17 @@ def first_face(pipeline, rgb, box, score):
     return faces.Face(box, None, score, pipeline.five_point_eyes(rgb, box))
 
 
+PIPELINES = ("dlib", "dlib 5-pt", "dlib cnn", "blazeface", "blazeface auto")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--genki", required=True, help="genki4k.tar.gz")
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--limit", type=int, help="only the first N photos")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES[1:], default=PIPELINES[1:],
+                        help="the pipelines compared with dlib's (always run: the baseline)")
     parser.add_argument("--jitter", type=float, default=0.02,
                         help="the noise-floor row: dlib's eye centres each moved this fraction of "
                              "their distance in a random direction")
@@ -69,13 +75,17 @@ def main():
     size, channels = model.image_size[0], model.image_size[2]
     for _ in range(3):                         # warm up the signature before timing it
         model.predict_faces(np.zeros((args.batch_size, *model.image_size), np.uint8))
-    points_model = exported.LandmarkModel(args.landmarks_model, "--landmarks-model")
-    points_model.points_in(np.zeros((256, 256, 3), np.uint8), [(64, 64, 192, 192)])   # warm up
     happy = [i for i, c in enumerate(model.label_set.classes) if c in ("happy", "happiness")][0]
-    detectors = {"dlib": faces.FacePipeline(detector="dlib", landmarks=False),
-                 "dlib 5-pt": faces.FacePipeline(detector="dlib", landmarks=False, align_points=5),
-                 "dlib cnn": faces.FacePipeline(detector="dlib", points_model=points_model),
-                 "blazeface": faces.FacePipeline(detector="blazeface", landmarks=False)}
+    chosen = ("dlib",) + tuple(args.pipelines)
+    if "dlib cnn" in chosen:
+        points_model = exported.LandmarkModel(args.landmarks_model, "--landmarks-model")
+        points_model.points_in(np.zeros((256, 256, 3), np.uint8), [(64, 64, 192, 192)])  # warm up
+    makers = {"dlib": lambda: faces.FacePipeline(detector="dlib", landmarks=False),
+              "dlib 5-pt": lambda: faces.FacePipeline(detector="dlib", landmarks=False, align_points=5),
+              "dlib cnn": lambda: faces.FacePipeline(detector="dlib", points_model=points_model),
+              "blazeface": lambda: faces.FacePipeline(detector="blazeface", landmarks=False),
+              "blazeface auto": lambda: faces.FacePipeline(detector="blazeface_auto", landmarks=False)}
+    detectors = {name: makers[name]() for name in chosen}
     stats = {name: {"detect": 0.0, "align": 0.0, "classify": 0.0, "found": 0, "extra": 0,
                     "crops": [], "owners": []} for name in detectors}
     # The classifier's own noise floor: dlib's faces again, the eyes moved by a small random
@@ -134,15 +144,18 @@ def main():
               f"detect {s['detect'] / count * 1000:.2f} ms/photo, align {s['align'] / max(s['found'], 1) * 1000:.2f} ms/face, "
               f"classify {s['classify'] / max(s['found'], 1) * 1000:.3f} ms/face (batch {args.batch_size}); "
               f"end to end {rates[detector]:.1f} faces/s; happy-probability AUC for smiles {score:.4f}")
-    for other in ("dlib jittered", "dlib 5-pt", "dlib cnn", "blazeface"):
-        both = sorted(set(probabilities["dlib"]) & set(probabilities[other]))
-        same = sum(probabilities["dlib"][o].argmax() == probabilities[other][o].argmax()
+    pairs = [("dlib jittered", "dlib")] + [(other, "dlib") for other in args.pipelines]
+    if {"blazeface", "blazeface auto"} <= set(chosen):
+        pairs.append(("blazeface auto", "blazeface"))
+    for other, base in pairs:
+        both = sorted(set(probabilities[base]) & set(probabilities[other]))
+        same = sum(probabilities[base][o].argmax() == probabilities[other][o].argmax()
                    for o in both)
         speed = (f"eyes moved {args.jitter:.0%} of their distance (noise floor)"
                  if other == "dlib jittered" else
-                 f"end-to-end faces/s: {rates[other] / rates['dlib']:.2f}x")
-        print(f"{other} / dlib {speed}; top label the same on {same} of {len(both)} photos both "
-              f"found ({same / len(both):.1%})")
+                 f"end-to-end faces/s: {rates[other] / rates[base]:.2f}x")
+        print(f"{other} / {base} {speed}; top label the same on {same} of {len(both)} photos "
+              f"both found ({same / len(both):.1%})")
 
 
 if __name__ == "__main__":

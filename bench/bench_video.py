@@ -53,7 +53,7 @@ def main():
     predict.run([os.path.join(ROOT, "tests", "data", "two_faces.jpg")], args.model,
                 output=os.path.join(work, "warm.jsonl"), smile=True)        # caches warm
     results = {}
-    for detector in ("dlib", "blazeface"):
+    for detector in ("dlib", "blazeface", "blazeface_auto"):
         for workers in (1, 2):
             out = os.path.join(work, f"{detector}_{workers}")
             start = time.perf_counter()
@@ -61,7 +61,7 @@ def main():
                                   detector=detector, workers=workers, smile=True)
             seconds = time.perf_counter() - start
             results[(detector, workers)] = summary.frames / seconds
-            print(f"{detector:9s} {workers} worker(s): {summary.frames} frames, {summary.faces} "
+            print(f"{detector:14s} {workers} worker(s): {summary.frames} frames, {summary.faces} "
                   f"faces, {seconds:.1f} s -> {summary.frames / seconds:.1f} frames/s "
                   "(640x480, expression + smile, annotated MP4 written)", flush=True)
     best = max(results, key=results.get)

@@ -161,37 +161,42 @@ class Analyzer:
     landmarks: "dlib" (dlib's 68-point predictor), "cnn" (the shipped compact landmark model, or
         the landmark SavedModel given as `landmarks_model`; it then also places the points that
         align each face) or None (no points reported; alignment still uses what it needs).
-    detector: "dlib" (HOG, the seed's pipeline) or "blazeface" (faster; aligns on its eye points).
+    detector: "blazeface_auto" (default: BlazeFace's short-range model, and its full-range one
+        for wide shots and group photos), "blazeface" (short range only) or "dlib" (HOG, the
+        seed's pipeline); BlazeFace aligns on its own eye points.
     detect=False takes every picture as a face crop already (FER2013-style).
     workers: threads that detect and align (one face pipeline each) while the calling thread
         classifies; 2 uses both cores of a 2-core machine.
     align_points: with dlib's detector, the eyes that align each face come from its 68-point
         (default, the seed's pipeline) or 5-point predictor (faster to load and run).
+    optimize=False: load and make the first call faster, every later call slower (TensorFlow's
+        graph optimiser is skipped) — for a process that analyses one picture and exits.
     An Analyzer runs one call at a time: share it between threads only behind a lock.
     """
 
-    def __init__(self, model=None, smile=True, landmarks="dlib", detector="dlib",
+    def __init__(self, model=None, smile=True, landmarks="dlib", detector=faces.DEFAULT_DETECTOR,
                  landmarks_model=None, detect=True, upsample=None, batch_size=64, workers=1,
-                 align_points=68):
+                 align_points=68, optimize=True):
         if landmarks not in LANDMARK_SOURCES + (None,):
             raise FerTfError(f"landmarks={landmarks!r}: use 'dlib', 'cnn' or None")
         if detector not in faces.DETECTORS:
-            raise FerTfError(f"detector={detector!r}: use {' or '.join(faces.DETECTORS)}")
+            raise FerTfError(f"detector={detector!r}: use {', '.join(faces.DETECTORS)}")
         if align_points not in faces.ALIGN_POINTS:
             raise FerTfError(f"align_points={align_points!r}: use 68 or 5")
-        self.model = exported.ExportedModel(model or exported.shipped_model("default"))
+        self.model = exported.ExportedModel(model or exported.shipped_model("default"),
+                                            optimize=optimize)
         self.classes = self.model.label_set.classes
         self.smile_model = None
         if smile:
             self.smile_model = exported.ExportedModel(
-                exported.shipped_model("smile") if smile is True else smile, "--smile-model")
+                exported.shipped_model("smile") if smile is True else smile, "--smile-model", optimize)
             if "smile" not in self.smile_model.label_set.classes:
                 raise FerTfError(f"{self.smile_model.path}: a {self.smile_model.label_set.name} "
                                  "model, not a smile model")
         self.landmark_model = None
         if landmarks == "cnn":
             self.landmark_model = exported.LandmarkModel(
-                landmarks_model or exported.shipped_model("landmarks"), "--landmarks-model")
+                landmarks_model or exported.shipped_model("landmarks"), "--landmarks-model", optimize)
         self.landmarks, self.detector, self.detect = landmarks, detector, detect
         self.upsample, self.batch_size = upsample, batch_size
         self.workers, self.align_points = workers, align_points

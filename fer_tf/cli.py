@@ -34,6 +34,8 @@ def whole(low, high=None):
 
 
 TTA_CHOICES = ("none", "flip", "ten_crop")
+# fer_tf.faces.DETECTORS, default first, spelt out so parsing flags does not import OpenCV.
+DETECTORS = ("blazeface_auto", "blazeface", "dlib")
 
 
 def positive_number(text):
@@ -98,7 +100,7 @@ def cmd_records(args):
         manifest = convert.convert_photos(
             args.csv, out, args.dataset, channels=args.channels, seed=args.seed,
             classes=args.classes, centre_crop_fallback=args.centre_crop_fallback,
-            detector=args.detector, shards=args.shards, progress=progress,
+            detector=args.detector or DETECTORS[0], shards=args.shards, progress=progress,
             log=lambda message: print(message, file=sys.stderr), **size)
         what = f"{', '.join(manifest['label_set']['classes'])}; {{side}}x{{side}}x{args.channels}"
     elif args.dataset == "landmarks":
@@ -109,7 +111,8 @@ def cmd_records(args):
         manifest = convert.convert_genki(args.csv, out, channels=args.channels, folds=args.folds,
                                          seed=args.seed,
                                          centre_crop_fallback=args.centre_crop_fallback,
-                                         detector=args.detector, progress=progress, **size)
+                                         detector=args.detector or "dlib", progress=progress,
+                                         **size)
         what = "smile2, {side}px"
     else:
         manifest = convert.convert_fer2013(
@@ -350,8 +353,9 @@ def build_parser():
     p.add_argument("--classes", type=class_list, metavar="A,B,...",
                    help="folder, csv: the classes in label order (default: every class found, "
                         "sorted); photos of other classes are left out")
-    p.add_argument("--detector", choices=("blazeface", "dlib"), default="dlib",
-                   help="genki, folder, csv: the face detector (as in predict)")
+    p.add_argument("--detector", choices=DETECTORS,
+                   help="genki, folder, csv: the face detector (as in predict; default: "
+                        "blazeface_auto for folder and csv, dlib for genki — the seed's recipe)")
     p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--shards", type=whole(1, 1024), default=8,
                    help="training shards (eval/test get 1/4)")
@@ -467,9 +471,11 @@ def build_parser():
                    help="who places the landmarks used for alignment")
     p.add_argument("--landmarks-model", metavar="PATH",
                    help="landmark SavedModel for --landmarks cnn (default: the shipped one)")
-    p.add_argument("--detector", choices=("blazeface", "dlib"), default="dlib",
-                   help="face detector: dlib's HOG detector + 68-point alignment (the seed's "
-                        "pipeline), or BlazeFace (faster, aligns on its eye keypoints)")
+    p.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0],
+                   help="face detector: BlazeFace's short-range model, and its full-range one "
+                        "for wide shots and group photos (default; aligns on its eye keypoints), "
+                        "BlazeFace short range only, or dlib's HOG detector + 68-point alignment "
+                        "(the seed's pipeline)")
     p.add_argument("--no-detect", action="store_true",
                    help="inputs are face crops already (FER2013-style): no detection")
     p.add_argument("--align", type=int, choices=(68, 5), default=68,
@@ -479,7 +485,7 @@ def build_parser():
                    help="leave out the smile probability (the shipped smile model)")
     p.add_argument("--workers", type=whole(1, 64),
                    help="threads that detect and align faces while the main thread classifies "
-                        "(default: 2 with --detector blazeface, 1 with dlib; see the README)")
+                        "(default: 2 with BlazeFace, 1 with dlib; see the README)")
     p.add_argument("--upsample", type=whole(0, 3), help="dlib upsampling for small faces "
                    "(default: 1 for images under 256 px, else 0)")
     p.add_argument("--video-stride", type=whole(1), default=1, help="use every Nth video frame")
@@ -516,7 +522,7 @@ def main(argv=None):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     prog = f"fer-tf {args.command}"
     from fer_tf import logs
-    logs.setup(verbose=getattr(args, "verbose", False))
+    logs.setup(verbose=getattr(args, "verbose", False), command_line=True)
     try:
         status = args.func(args)
     except FerTfError as e:

@@ -11,6 +11,7 @@ the path and what to do:
 Replacement itself stays atomic (`fer_tf.atomic`): written beside, then renamed.
 """
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -210,3 +211,10 @@ def mark_annotations(folder):
     with contextlib.suppress(FileExistsError):
         with open(os.path.join(folder, ANNOTATIONS_MARKER), "x") as f:
             f.write("annotated copies written by fer-tf; fer-tf may replace this folder's files\n")
+
+
+def best_export(model_dir):
+    """The newest SavedModel under MODEL_DIR/export/best (None before the first export)."""
+    found = sorted(d for d in glob.glob(os.path.join(model_dir, "export", "best", "*"))
+                   if os.path.isfile(os.path.join(d, "saved_model.pb")))
+    return found[-1] if found else None

@@ -150,7 +150,7 @@ class Writer:
 
 def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=True,
         upsample=None, with_landmarks=False, stride=1, max_frames=None, batch_size=64,
-        landmarks="dlib", landmarks_model=None, detector="dlib", smile=False, workers=1,
+        landmarks="dlib", landmarks_model=None, detector=faces.DEFAULT_DETECTOR, smile=False, workers=1,
         align_points=68):
     """Returns a Summary (images, video frames, faces, failed files). `landmarks` says who
     places the 68 points used for alignment: dlib's predictor, or the project's landmark CNN
@@ -163,10 +163,12 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
         raise FerTfError(f"{' '.join(paths)}: no images or videos found")
     # dlib's points are placed only when shown or used to align (BlazeFace aligns on its eyes).
     shown = landmarks if (with_landmarks or landmarks == "cnn") else None
+    # One photo: optimising the graphs would cost more than it saves.
+    one_photo = len(items) == 1 and items[0][0] == "image"
     engine = analyzer.Analyzer(model_path, smile=smile, landmarks=shown,
                                landmarks_model=landmarks_model, detector=detector, detect=detect,
                                upsample=upsample, batch_size=batch_size, workers=workers,
-                               align_points=align_points)
+                               align_points=align_points, optimize=not one_photo)
     webcams = {path for kind, path in items if kind == "webcam"}
     summary = Summary()
     writer = Writer(fmt, engine.classes, output, with_landmarks, with_smile=bool(smile))
@@ -227,7 +229,7 @@ def default_workers(detector):
     """Measured (README, bench_peer / bench_video): two threads help BlazeFace (3.2x -> 4.3x the
     `fer` package on GENKI-4K photos); with dlib they were slower on those small photos (84 -> 57
     faces/s) though faster on 640x480 video (39 -> 54 frames/s), so dlib keeps one."""
-    return min(2, os.cpu_count() or 1) if detector == "blazeface" else 1
+    return min(2, os.cpu_count() or 1) if detector.startswith("blazeface") else 1
 
 
 def main(args):

@@ -111,19 +111,29 @@ def test_truncated_image():
         faces.load_image(data[: len(data) // 3])
 
 
+def test_the_command_line_offers_every_detector_with_the_pipeline_default_first():
+    from fer_tf import cli
+    assert cli.DETECTORS == faces.DETECTORS and cli.DETECTORS[0] == faces.DEFAULT_DETECTOR
+
+
+@pytest.mark.parametrize("scene", ["photo", "close-up"])
 @pytest.mark.parametrize("detector", faces.DETECTORS)
-def test_each_detector_finds_both_faces_and_their_eyes(detector):
+def test_each_detector_finds_both_faces_and_their_eyes(detector, scene):
+    """The sample photo, and two upscaled FER2013 faces filling a 500x300 grey scene (the
+    full-range BlazeFace scores one of them 0.38: the short range's close-ups complete it)."""
     import cv2
+    from conftest import TWO_FACES
     from test_predict import face_scene
-    rgb = cv2.cvtColor(face_scene(), cv2.COLOR_GRAY2RGB)
+    rgb = (faces.load_image(TWO_FACES) if scene == "photo"
+           else cv2.cvtColor(face_scene(), cv2.COLOR_GRAY2RGB))
     reference = faces.FacePipeline(detector="dlib").faces(rgb)
     found = faces.FacePipeline(detector=detector, landmarks=False).faces(rgb)
     assert len(found) == len(reference) == 2
     for face in found:
         match = min(reference, key=lambda r: abs(r.box[0] - face.box[0]))
         eye_distance = np.linalg.norm(match.eyes[1] - match.eyes[0])
-        # Each eye within 20 % of the eye distance of the 68-point eye centres (an upscaled
-        # 48 px face: the two detectors disagree by a few pixels on its tilt).
+        # Each eye within 20 % of the eye distance of the 68-point eye centres (BlazeFace's eye
+        # keypoints are pupils, dlib's centres the mean of six lid points).
         assert np.abs(face.eyes - match.eyes).max() < 0.2 * eye_distance
         assert face.eyes[0][0] < face.eyes[1][0]                        # image-left eye first
     if detector == "blazeface":
@@ -141,6 +151,34 @@ def test_blazeface_anchors_and_weighted_nms():
     assert len(merged) == 2 and merged[0][2] == 0.9
     np.testing.assert_allclose(merged[0][0], (boxes[0] * 0.9 + boxes[1] * 0.6) / 1.5)
     np.testing.assert_allclose(merged[0][1], np.full((6, 2), 3 * 0.6 / 1.5))
+
+
+def test_blazeface_auto_adds_the_full_range_for_the_small_faces_of_a_wide_photo():
+    """The sample photo's two faces shrunk to about 46 px in a 640x480 scene (a group photo's
+    faces): beyond the short-range model's reach, found by the full-range one (2,304 anchors on
+    one 48x48 grid) with their eyes inside their boxes; close-ups never run it."""
+    import cv2
+    from conftest import TWO_FACES
+    from fer_tf.faces import blazeface
+    assert blazeface.anchors(192, (4,), 1).shape == (48 * 48, 2)
+    rgb = faces.load_image(TWO_FACES)
+    small = cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    scene = np.full((480, 640, 3), 128, np.uint8)
+    scene[160:160 + small.shape[0], 213:213 + small.shape[1]] = small
+    assert faces.FacePipeline(detector="blazeface", landmarks=False).faces(scene) == []
+    auto = faces.FacePipeline(detector="blazeface_auto", landmarks=False)
+    found = auto.faces(scene)
+    assert len(found) == 2
+    for face in found:
+        left, top, right, bottom = face.box
+        assert 30 < right - left < 70
+        assert (face.eyes[:, 0] > left).all() and (face.eyes[:, 0] < right).all()
+        assert (face.eyes[:, 1] > top).all() and (face.eyes[:, 1] < bottom).all()
+    # The sample photo itself (faces a quarter of its width): the short range only.
+    def never(_):
+        raise AssertionError("the full range ran on a close-up")
+    auto.blazeface_full = never
+    assert len(auto.faces(rgb)) == 2
 
 
 def test_five_point_alignment_puts_the_eyes_where_68_points_do():

@@ -227,7 +227,8 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     _, classifier = run.train("lenet7", SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path), str(tmp_path / "cls"),
                               max_steps=1, log=lambda *_: None)
     summary = predict.run([str(photo)], classifier, "jsonl", str(tmp_path / "p.jsonl"),
-                          with_landmarks=True, landmarks="cnn", landmarks_model=export)
+                          with_landmarks=True, landmarks="cnn", landmarks_model=export,
+                          detector="dlib")        # annotate's box
     assert (summary.images, summary.faces, summary.failed) == (1, 1, 0)
     import json
     row = json.loads((tmp_path / "p.jsonl").read_text())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_tf import evaluate
+from fer_tf import evaluate, outputs
 from fer_tf.data import preprocess, records
 from fer_tf.training import model_fn, run
 from fer_tf.serving import exported
@@ -206,7 +206,7 @@ def test_best_export_holds_the_checkpoint_with_the_best_eval_accuracy(sample_rec
     history = progress.read_history(model_dir)
     assert [h["step"] for h in history] == [2, 4, 6, 8, 10]
     best = max(history, key=lambda h: h["accuracy"])          # the first of equal bests
-    reader = tf.train.load_checkpoint(os.path.join(run.best_export(model_dir), "variables",
+    reader = tf.train.load_checkpoint(os.path.join(outputs.best_export(model_dir), "variables",
                                                    "variables"))
     assert int(reader.get_tensor("global_step")) == best["step"]
 

@@ -50,3 +50,14 @@ def test_shipped_model(name, sample_records, ferplus_records):
         assert abs(correct - recorded["test_correct"]) <= 1, f"{correct} of {total} correct"
     happy = model.predict([open(FACE_PNG, "rb").read()])[0]
     assert model.label_set.classes[happy.argmax()] in ("happy", "happiness", "smile")
+
+
+@pytest.mark.parametrize("name", ["default", "smile"])
+def test_unoptimised_graph_gives_the_same_probabilities(name):
+    """`optimize=False` (one-photo `predict`) skips Grappler only: the same numbers."""
+    faces = np.random.RandomState(0).randint(0, 256, (8, 48, 48, 1)).astype(np.uint8)
+    path = os.path.join(MODELS, name)
+    optimised = exported.ExportedModel(path).predict_faces(faces)
+    plain = exported.ExportedModel(path, optimize=False)
+    np.testing.assert_allclose(plain.predict_faces(faces), optimised, atol=1e-4)
+    assert plain._signatures.session._config.graph_options.rewrite_options.disable_meta_optimizer

