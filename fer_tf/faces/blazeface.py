@@ -3,7 +3,7 @@
 nose, mouth, two ear tragions) per anchor. Two models:
 - short range: 128x128 input, 896 anchors; faces above about 11 % of the photo's longer side
   (selfies, portraits, webcams);
-- full range: 192x192 input, 2,304 anchors on one 48x48 grid; faces down to about 5 % (group
+- full range: 192x192 input, 2,304 anchors on one 48x48 grid; faces down to about 5-7 % (group
   photos, wide shots), at about three times the cost.
 The pipeline's `blazeface` detector is the short range; `blazeface_auto` adds the full range
 for wide shots (`fer_tf.faces.pipeline`).

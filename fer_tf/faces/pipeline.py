@@ -94,7 +94,7 @@ class Face:
 
 
 # The default: BlazeFace's short-range model, and its full-range one for wide shots — every
-# GENKI-4K photo found, small faces to about 5 % of the photo's side, 5x dlib's HOG end to end
+# GENKI-4K photo found, faces down to 5-7 % of the photo's side, 5.5x dlib's HOG end to end
 # (README, "Detector choice"). dlib stays: the seed's pipeline.
 DETECTORS = ("blazeface_auto", "blazeface", "dlib")
 DEFAULT_DETECTOR = "blazeface_auto"
