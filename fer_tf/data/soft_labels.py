@@ -48,10 +48,9 @@ def check(path, label_set, split, expected_count):
     return meta
 
 
-def lookup_table(path, label_set, split, expected_count):
+def lookup_table(path):
     """A [max row + 1, classes] float32 table of the teacher's probabilities (-1 where a row has
-    none), after `check`."""
-    check(path, label_set, split, expected_count)
+    none) of a file that passed `check` (run.prepare checks it once, before any work)."""
     with np.load(path, allow_pickle=False) as data:
         rows, probabilities = data["rows"], data["probabilities"]
     table = np.full((int(rows.max()) + 1, probabilities.shape[1]), -1.0, np.float32)

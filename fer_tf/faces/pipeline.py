@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_tf.errors import FerTfError
+from fer_tf.faces.blazeface import IOU_MERGE, iou      # no TensorFlow until a BlazeFace is made
 
 EYE_LINE_Y = 0.385
 EYE_MID_X = 0.495
@@ -159,7 +160,7 @@ class FacePipeline:
         """Short range; with `blazeface_auto` also the full range when the short range finds
         no face or only faces under WIDE_SHOT of the photo's longer side (a wide shot or group
         photo: the short range cannot see faces under about 11 %), its new faces merged in
-        (overlap IoU > 0.3 = the same face). On GENKI-4K: every photo found (the short range
+        (overlap IoU > IOU_MERGE = the same face). On GENKI-4K: every photo found (the short range
         alone misses 14), the full range run on 97 of 4,000 (README, "Detector choice")."""
         near = self.blazeface(rgb)
         if self.blazeface_full is None:
@@ -167,10 +168,9 @@ class FacePipeline:
         side = max(rgb.shape[:2])
         if near and max(box[2] - box[0] for box, _, _ in near) >= WIDE_SHOT * side:
             return near
-        from fer_tf.faces.blazeface import iou
         found = list(near)
         for face in self.blazeface_full(rgb):
-            if not found or iou(np.array(face[0]), np.array([f[0] for f in found])).max() <= 0.3:
+            if not found or iou(np.array(face[0]), np.array([f[0] for f in found])).max() <= IOU_MERGE:
                 found.append(face)
         return sorted(found, key=lambda face: -face[2])
 

@@ -31,9 +31,7 @@ def image_parts(manifest, params, run, training):
     # Distillation: the teacher's probabilities, looked up by the face's source row.
     teacher = None
     if training and run.teacher:
-        teacher = tf.constant(soft_labels.lookup_table(
-            run.teacher, records.manifest_label_set(manifest), run.train_split,
-            records.split_count(manifest, run.train_split)))
+        teacher = tf.constant(soft_labels.lookup_table(run.teacher))
 
     def parse(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
