@@ -32,6 +32,9 @@ def world(tmp_path, monkeypatch, sample_records, lenet_run, lenet_export):
     shutil.copy(SAMPLE_CSV, user / "fer.csv.gz")
     for name, source in (("records", sample_records), ("run", lenet_run), ("export", lenet_export)):
         shutil.copytree(source, tmp_path / name)
+    shutil.copytree(lenet_export, tmp_path / "broken")        # an export cut short in a copy
+    graph = tmp_path / "broken" / "saved_model.pb"
+    graph.write_bytes(graph.read_bytes()[:graph.stat().st_size // 2])
     home = tmp_path / "home"
     home.mkdir()
     (home / ".profile").write_text("export X=1\n")
@@ -42,7 +45,7 @@ def world(tmp_path, monkeypatch, sample_records, lenet_run, lenet_export):
     monkeypatch.setenv("HOME", str(home))
     return {"tmp": str(tmp_path), "user": str(user), "csv": SAMPLE_CSV, "face": str(faces / "face.png"),
             "faces": str(faces), "records": str(tmp_path / "records"), "run": str(tmp_path / "run"),
-            "export": str(tmp_path / "export"), "ro": UNWRITABLE, "home": str(home)}
+            "export": str(tmp_path / "export"), "broken": str(tmp_path / "broken"), "ro": UNWRITABLE, "home": str(home)}
 
 
 def tree_hashes(root):
@@ -171,6 +174,8 @@ CASES = {
     "predict-annotate-cwd": ("predict {face} --model {export} --annotate .", 1, ["--annotate", "current directory"]),
     "predict-annotate-inside-input": ("predict {faces} --model {export} --annotate {faces}/out", 1, ["--annotate", "inside the input folder"]),
     "predict-annotate-contains-input": ("predict {faces} --model {export} --annotate {tmp}/in", 1, ["--annotate", "contains the input"]),
+    "predict-model-truncated": ("predict {face} --model {broken}", 1, ["--model {broken}", "cannot load SavedModel", "re-export"]),
+    "eval-model-truncated": ("eval --model {broken} --data {records}", 1, ["--model {broken}", "cannot load SavedModel"]),
     "predict-model-missing": ("predict {face} --model {tmp}/nope", 1, ["--model", "nope"]),
     "predict-landmarks-model-missing": ("predict {face} --model {export} --landmarks cnn --landmarks-model {tmp}/nope", 1, ["--landmarks-model", "nope"]),
     "predict-landmarks-model-is-classifier": ("predict {face} --model {export} --landmarks cnn --landmarks-model {export}", 1, ["--landmarks-model", "not a landmark model"]),
