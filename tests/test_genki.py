@@ -109,6 +109,11 @@ def test_cross_validation_and_smile_predict(genki_records, tmp_path, capsys):
         report = evaluate.evaluate(str(cv_dir / f"fold{k}"), out, f"fold{k}",
                                    png=str(tmp_path / f"cm{k}.png"))
         assert report["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    # A rerun resumes: the finished folds are evaluated again, not retrained nor lost.
+    assert cli.main(["cv", "--model", "smile", "--data", out, "--model-dir", str(cv_dir),
+                     "--epochs", "2", "--hparams", "batch_size=8"]) == 0
+    again = json.loads((cv_dir / "cv.json").read_text())["accuracies"]
+    assert again == pytest.approx(accuracies, abs=1e-6)
     # lenet7 trains on the same records unchanged (64 px faces resized to its 48 px input).
     metrics, _ = run.train("lenet7", out, str(tmp_path / "lenet7"), max_steps=2,
                            overrides={"batch_size": 8}, log=lambda *_: None)

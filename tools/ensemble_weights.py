@@ -4,7 +4,7 @@ Each member (an export or a model dir's best export, with whatever test-time vie
 exported with) scores the eval split once; every combination of whole-number weights 0..MAX per
 member (at least two members non-zero) is scored by the weighted mean of the probabilities, and
 the best few are printed — accuracy first, mean per-class accuracy as the tie-break. The test
-split is never read.
+split is never read. `--max-members N` keeps to sets of at most N members (the size budget).
 
     python tools/ensemble_weights.py models/vgg_fer2013 runs/vgg_fer2013_s1 models/default \
         --data records/fer2013 --max-weight 3
@@ -46,6 +46,8 @@ def main():
     parser.add_argument("--split", default="eval", choices=("eval",),
                         help="only the selection split; the test split is for reporting once")
     parser.add_argument("--max-weight", type=int, default=3)
+    parser.add_argument("--max-members", type=int,
+                        help="at most this many non-zero weights (a size budget)")
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
     from fer_tf import logs
@@ -58,7 +60,8 @@ def main():
         print(f"{path}: PublicTest {accuracy:.4f} (mean per class {mean_class:.4f})", flush=True)
     results = []
     for weights in itertools.product(range(args.max_weight + 1), repeat=len(outputs)):
-        if sum(w > 0 for w in weights) < 2 or np.gcd.reduce(weights) != 1:
+        used = sum(w > 0 for w in weights)
+        if used < 2 or used > (args.max_members or used) or np.gcd.reduce(weights) != 1:
             continue
         mixed = sum(w * p for w, p in zip(weights, outputs)) / sum(weights)
         results.append((*scores(mixed, labels), weights))
