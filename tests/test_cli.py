@@ -176,3 +176,18 @@ def test_the_command_line_loads_tensorflow_without_pandas_and_pandas_still_impor
             "import pandas\nprint(pandas.DataFrame({'a': [1]}).shape)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "(1, 1)", out.stderr[-500:]
+
+
+def test_the_command_line_loads_tensorflow_without_setuptools_and_puts_its_hook_back():
+    """In a venv setuptools' start-up hook answers TensorFlow's `import distutils` by importing
+    setuptools (0.1 s); the CLI lets Python's own distutils answer and restores the hook."""
+    code = ("import sys\nhack = sys.modules.get('_distutils_hack')\n"
+            "if getattr(hack, 'DISTUTILS_FINDER', None) not in sys.meta_path:\n"
+            "    print('no hook'); sys.exit()\n"
+            "from fer_tf import logs\nlogs.setup(command_line=True)\n"
+            "assert 'tensorflow' in sys.modules and 'setuptools' not in sys.modules\n"
+            "assert hack.DISTUTILS_FINDER in sys.meta_path\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if out.stdout.strip() == "no hook":
+        pytest.skip("setuptools' distutils hook is not installed in this environment")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
