@@ -100,7 +100,7 @@ def serving_graph(meta_graph):
 
 
 def is_saved_model(path):
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+    return os.path.isfile(os.path.join(path, tf.saved_model.SAVED_MODEL_FILENAME_PB))
 
 
 # Names a user can give instead of a path (`--model accurate`): the most accurate FER2013 option.

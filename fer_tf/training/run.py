@@ -308,13 +308,13 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         finally:
             if bar:
                 bar.close()
-        if not (result and result[0]) and cluster_task_type() is None and \
+        metrics = result[0] if result else None
+        if metrics is None and cluster_task_type() is None and \
                 tf.train.latest_checkpoint(model_dir) and \
                 estimator.get_variable_value(tf.compat.v1.GraphKeys.GLOBAL_STEP) >= max_steps:
             # A rerun of a finished run: train_and_evaluate neither trains nor evaluates, so
             # evaluate the last checkpoint (a resumed cross-validation counts this fold too).
-            result = (estimator.evaluate(eval_spec.input_fn, steps=None), None)
-    metrics = result[0] if result else None
+            metrics = estimator.evaluate(eval_spec.input_fn, steps=None)
     if metrics is None or task.receiver is None:
         return metrics, None
     return metrics, best_export(model_dir)
