@@ -58,6 +58,34 @@ def fraction(text):
     return value
 
 
+def non_negative(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a number >= 0")
+    return value
+
+
+def prior_of(args):
+    """(tau, record folder) from --prior-tau/--prior-data, or None; one without the other is
+    refused rather than guessed."""
+    if (args.prior_tau is None) != (args.prior_data is None):
+        raise UsageError("--prior-tau and --prior-data go together: the strength and the record "
+                         "folder whose training split gives the class frequencies")
+    return None if args.prior_tau is None else (args.prior_tau, args.prior_data)
+
+
+def add_prior_flags(p):
+    p.add_argument("--prior-tau", type=non_negative, metavar="TAU",
+                   help="divide the probabilities by the training class frequencies to this "
+                        "power (post-hoc logit adjustment; 0 removes it; choose it on PublicTest "
+                        "with tools/prior_correction.py)")
+    p.add_argument("--prior-data", metavar="RECORDS",
+                   help="with --prior-tau: the record folder the model was trained on")
+
+
 def parse_hparams(pairs):
     """['keep_prob=0.6', 'filters=[32,64,128]'] -> dict with Python literals where they parse;
     values are checked against the model's declarations later (fer_tf/hparams.py)."""
@@ -229,7 +257,11 @@ def cmd_soft_labels(args):
 def cmd_export(args):
     from fer_tf.serving import export
     outputs.check(args.out, "tflite" if args.tflite else "export", "--out",
-                  inputs=[args.model_dir, args.check_data])
+                  inputs=[args.model_dir, args.check_data, args.prior_data])
+    prior = prior_of(args)
+    if args.tflite and prior:
+        raise UsageError("--tflite converts an export as it is: export with --prior-tau first, "
+                         "then convert that export")
     if args.tflite:
         from fer_tf.serving import tflite
         path = tflite.convert(args.model_dir, args.out)
@@ -246,7 +278,8 @@ def cmd_export(args):
                                         args.allow_random_init)
     else:
         path = export.export(args.model_dir, args.out, float16=args.float16,
-                             tta=None if args.tta == "none" else args.tta, int8=args.int8)
+                             tta=None if args.tta == "none" else args.tta, int8=args.int8,
+                             prior=prior)
     print(f"exported {path}: {export.total_size(path) / 2**20:.2f} MiB "
           f"(weights {export.weights_size(path) / 2**20:.2f} MiB{storage_note(args)})")
 
@@ -257,9 +290,10 @@ def storage_note(args):
 
 def cmd_ensemble(args):
     from fer_tf.serving import export
-    outputs.check(args.out, "export", "--out", inputs=args.members)
+    outputs.check(args.out, "export", "--out", inputs=[*args.members, args.prior_data])
     path = export.ensemble(args.members, args.out, weights=args.weights, float16=args.float16,
-                           tta=None if args.tta == "none" else args.tta, int8=args.int8)
+                           tta=None if args.tta == "none" else args.tta, int8=args.int8,
+                           prior=prior_of(args))
     print(f"exported {path}: ensemble of {len(args.members)}, {export.total_size(path) / 2**20:.2f} "
           f"MiB (weights {export.weights_size(path) / 2**20:.2f} MiB{storage_note(args)})")
 
@@ -436,6 +470,7 @@ def build_parser():
     p.add_argument("--check-data", metavar="RECORDS",
                    help="with --tflite: print its agreement with the SavedModel on these records")
     p.add_argument("--check-split", default="test", choices=("train", "eval", "test"))
+    add_prior_flags(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ensemble", help="one SavedModel that averages several exports' probabilities")
@@ -449,6 +484,7 @@ def build_parser():
                          help="store kernels as int8 with a scale per output channel")
     p.add_argument("--tta", choices=TTA_CHOICES, default="none",
                    help="test-time views for every member")
+    add_prior_flags(p)
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("bottleneck", parents=[vggface2, quiet],

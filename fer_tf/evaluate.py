@@ -74,6 +74,25 @@ def model_for_split(model_path, data_dir, split):
     return model, manifest
 
 
+def split_probabilities(model_path, data_dir, split, batch_size=256):
+    """(loaded export, probabilities (N, classes), labels (N,)) of an export on a record split,
+    checked like `evaluate`."""
+    model, _ = model_for_split(model_path, data_dir, split)
+    probabilities, labels = [], []
+    for encoded, batch_labels in records.iter_split(data_dir, split, batch_size):
+        probabilities.append(model.predict(encoded))
+        labels.append(batch_labels)
+    return model, np.concatenate(probabilities), np.concatenate(labels)
+
+
+def accuracy_scores(probabilities, labels):
+    """(accuracy, mean per-class accuracy) of the top class; classes absent from `labels` do
+    not count toward the mean."""
+    predicted = probabilities.argmax(axis=1)
+    recalls = [np.mean(predicted[labels == c] == c) for c in np.unique(labels)]
+    return float(np.mean(predicted == labels)), float(np.mean(recalls))
+
+
 def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=None):
     """Accuracy, recall and confusion of an export on a record split; with `tta` (flip or
     ten_crop) the export is first rebuilt with those test-time views in its graph."""
@@ -83,12 +102,8 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
             report = evaluate(rebuilt, data_dir, split, png, batch_size)
         report.update(model=model_path, tta=tta)
         return report
-    model, _ = model_for_split(model_path, data_dir, split)
-    labels, predictions = [], []
-    for encoded, batch_labels in records.iter_split(data_dir, split, batch_size):
-        predictions.append(model.predict(encoded).argmax(axis=1))
-        labels.append(batch_labels)
-    labels, predictions = np.concatenate(labels), np.concatenate(predictions)
+    model, probabilities, labels = split_probabilities(model_path, data_dir, split, batch_size)
+    predictions = probabilities.argmax(axis=1)
     report = summarize(confusion_matrix(labels, predictions, model.label_set.num_classes),
                        model.label_set.classes)
     report.update(model=model.path, data=data_dir, split=split, tta=model.tta)

@@ -203,6 +203,11 @@ CASES = {
     "train-init-from-is-model-dir": ("train --data {records} --model-dir {run} --init-from {run}", 1, ["--model-dir"]),
     "train-split-unknown": ("train --data {records} --model-dir {tmp}/m --train-split fold3", 1, ["no split 'fold3'"]),
     "export-float16-and-int8": ("export --model-dir {export} --out {tmp}/e --float16 --int8", 2, ["--int8", "not allowed with"]),
+    "export-prior-tau-without-data": ("export --model-dir {export} --out {tmp}/e --prior-tau 0.5", 2, ["--prior-tau", "--prior-data", "go together"]),
+    "export-prior-tau-negative": ("export --model-dir {export} --out {tmp}/e --prior-tau -1 --prior-data {records}", 2, ["--prior-tau", "'-1'", ">= 0"]),
+    "export-prior-data-missing": ("export --model-dir {export} --out {tmp}/e --prior-tau 0.5 --prior-data {tmp}/nope", 1, ["nope", "no such record folder"]),
+    "export-prior-tflite": ("export --model-dir {export} --tflite --out {tmp}/m.tflite --prior-tau 0.5 --prior-data {records}", 2, ["--tflite", "--prior-tau first"]),
+    "ensemble-prior-data-without-tau": ("ensemble {export} {export} --out {tmp}/e --prior-data {records}", 2, ["--prior-tau", "go together"]),
     "predict-smile-missing-label": ("predict {face} --model {export} --no-smile --format xml", 2, ["--format"]),
     # the parser
     "unknown-subcommand": ("fit --data {records}", 2, ["fit"]),

@@ -4,6 +4,8 @@ import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -82,6 +84,99 @@ def test_ensemble_refuses_mismatched_label_sets(lenet_export, tmp_path):
     with pytest.raises(FerTfError, match="label set ferplus8 differs"):
         export.ensemble([lenet_export, str(other)], str(tmp_path / "e"))
     assert not os.path.exists(tmp_path / "e")
+
+
+@pytest.fixture(scope="module")
+def skewed_records(tmp_path_factory):
+    """The sample with an imbalanced training split (the sample's own is uniform, under which a
+    prior correction changes nothing): 30, 4, 20, 30, 10, 30, 15 training faces per class."""
+    import gzip
+    from conftest import SAMPLE_CSV
+    from fer_tf.data import convert
+    keep = [30, 4, 20, 30, 10, 30, 15]
+    folder = tmp_path_factory.mktemp("skewed")
+    with gzip.open(SAMPLE_CSV, "rt") as f:
+        header, *rows = f.read().splitlines()
+    seen, kept = [0] * 7, [header]
+    for row in rows:
+        label = int(row.split(",")[0])
+        if row.endswith("Training"):
+            seen[label] += 1
+            if seen[label] > keep[label]:
+                continue
+        kept.append(row)
+    (folder / "skewed.csv").write_text("\n".join(kept) + "\n")
+    out = str(folder / "records")
+    convert.convert_fer2013(str(folder / "skewed.csv"), out, progress=False)
+    assert records.split_per_class(records.read_manifest(out), "train") == keep
+    return out
+
+
+def by_hand_correction(probabilities, records_dir, tau):
+    counts = np.array(records.split_per_class(records.read_manifest(records_dir), "train"), float)
+    adjusted = probabilities / (counts / counts.sum()) ** tau
+    return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+
+def test_prior_correction_divides_by_the_training_prior_once(lenet_export, crop_run,
+                                                            sample_records, skewed_records,
+                                                            tmp_path):
+    encoded, faces = faces_of(sample_records)
+    plain = exported.ExportedModel(lenet_export)
+    prior = (0.7, skewed_records)
+    fixed = exported.ExportedModel(export.export(lenet_export, str(tmp_path / "c"), prior=prior))
+    expected = by_hand_correction(plain.predict(encoded), skewed_records, 0.7)
+    assert np.abs(expected - plain.predict(encoded)).max() > 0.01
+    np.testing.assert_allclose(fixed.predict(encoded), expected, atol=1e-5)
+    np.testing.assert_allclose(fixed.predict_faces(np.stack(faces)[..., None]), expected, atol=1e-5)
+    assert fixed.meta["prior_correction"]["tau"] == 0.7
+    # Re-exporting a corrected export keeps the correction once (int8 storage re-rounds the
+    # weights, hence the looser tolerance); tau 0 removes it.
+    again = exported.ExportedModel(export.export(fixed.path, str(tmp_path / "again")))
+    np.testing.assert_allclose(again.predict(encoded), expected, atol=1e-6)
+    removed = exported.ExportedModel(export.export(fixed.path, str(tmp_path / "r"),
+                                                   prior=(0.0, skewed_records)))
+    assert "prior_correction" not in removed.meta
+    np.testing.assert_allclose(removed.predict(encoded), plain.predict(encoded), atol=1e-6)
+    # An ensemble corrects the weighted mean, not each member.
+    other = exported.ExportedModel(crop_run).predict(encoded)
+    two = exported.ExportedModel(export.ensemble([lenet_export, crop_run], str(tmp_path / "e"),
+                                                weights=[3.0, 1.0], prior=(1.0, skewed_records)))
+    np.testing.assert_allclose(
+        two.predict(encoded),
+        by_hand_correction((3 * plain.predict(encoded) + other) / 4, skewed_records, 1.0), atol=1e-5)
+
+
+def test_prior_correction_refuses_other_label_sets_and_corrected_members(
+        lenet_export, sample_records, ferplus_records, tmp_path):
+    with pytest.raises(FerTfError, match="label set ferplus8 is not the export's fer7"):
+        export.export(lenet_export, str(tmp_path / "x"), prior=(0.5, ferplus_records))
+    corrected = export.export(lenet_export, str(tmp_path / "c"), prior=(0.5, sample_records))
+    with pytest.raises(FerTfError, match="carries a prior correction"):
+        export.ensemble([lenet_export, corrected], str(tmp_path / "e"))
+    assert not os.path.exists(tmp_path / "x") and not os.path.exists(tmp_path / "e")
+
+
+def test_prior_correction_tool_picks_the_best_tau_on_public_test(lenet_export, skewed_records,
+                                                                 tmp_path):
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                        "prior_correction.py")
+    out = subprocess.run([sys.executable, tool, lenet_export, "--data", skewed_records,
+                          "--criterion", "mean_per_class", "--steps", "4"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    rows = [line for line in out if line.startswith("tau ")]
+    assert [r.split(":")[0] for r in rows] == ["tau 0.00", "tau 0.25", "tau 0.50", "tau 0.75",
+                                              "tau 1.00"]
+    mean_class = [float(r.rsplit(" ", 1)[1]) for r in rows]
+    assert len(set(rows)) > 1        # the skewed prior moves the figures
+    best = out[-1]
+    tau = float(best.split("--prior-tau ")[1].split()[0])
+    assert abs(float(best.rstrip(")").rsplit(" ", 1)[1]) - max(mean_class)) < 1e-4
+    # The printed figures are the corrected export's own on the eval split.
+    from fer_tf.evaluate import evaluate
+    report = evaluate(export.export(lenet_export, str(tmp_path / "c"), prior=(tau, skewed_records)),
+                      skewed_records, "eval", png=str(tmp_path / "c.png"))
+    assert abs(report["mean_per_class_accuracy"] - max(mean_class)) < 1e-4
 
 
 def test_float16_export_is_half_the_size_same_answers_and_casts_once(lenet_export, sample_records,

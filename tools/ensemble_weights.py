@@ -20,23 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def member_probabilities(path, data, split):
-    from fer_tf.data import records
-    from fer_tf.serving import exported
-    model = exported.ExportedModel(path)
-    probabilities, labels = [], []
-    for encoded, batch_labels in records.iter_split(data, split, 256):
-        probabilities.append(model.predict(encoded))
-        labels.append(batch_labels)
-    return np.concatenate(probabilities), np.concatenate(labels)
-
-
-def scores(probabilities, labels):
-    predicted = probabilities.argmax(axis=1)
-    recalls = [np.mean(predicted[labels == c] == c) for c in np.unique(labels)]
-    return float(np.mean(predicted == labels)), float(np.mean(recalls))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")      # no C++ start-up noise
 
 
 def main():
@@ -51,10 +35,11 @@ def main():
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
     from fer_tf import logs
+    from fer_tf.evaluate import accuracy_scores as scores, split_probabilities
     logs.setup()
     outputs, labels = [], None
     for path in args.members:
-        probabilities, labels = member_probabilities(path, args.data, args.split)
+        _, probabilities, labels = split_probabilities(path, args.data, args.split)
         outputs.append(probabilities)
         accuracy, mean_class = scores(probabilities, labels)
         print(f"{path}: PublicTest {accuracy:.4f} (mean per class {mean_class:.4f})", flush=True)

@@ -14,6 +14,7 @@ import tempfile
 import tensorflow as tf
 
 from fer_tf import atomic
+from fer_tf.data import records
 from fer_tf.errors import FerTfError
 from fer_tf.models import vggface2
 from fer_tf.outputs import META_FILE, RUN_META
@@ -71,9 +72,25 @@ def storage_of(float16, int8):
     return "int8" if int8 else "float16" if float16 else "float32"
 
 
-def export(model_dir, out, float16=False, tta=None, int8=False):
+def with_prior(meta, prior):
+    """`meta` with the prior correction `prior` = (tau, record folder) applied: the folder's
+    training split gives the class frequencies; its label set must be the export's."""
+    if prior is None:
+        return meta
+    tau, data = prior
+    manifest = records.read_manifest(data)
+    if manifest["label_set"] != meta["label_set"]:
+        raise FerTfError(f"--prior-data {data}: label set {manifest['label_set']['name']} is not "
+                         f"the export's {meta['label_set']['name']}; give the records it was "
+                         "trained on")
+    return rebuild.with_prior_correction(meta, tau, records.split_per_class(manifest, "train"),
+                                         f"{os.path.basename(os.path.normpath(data))} train split")
+
+
+def export(model_dir, out, float16=False, tta=None, int8=False, prior=None):
     """A standalone SavedModel of a run's best export (or of an export): classifiers are rebuilt
-    (both signatures; float16 storage and test-time views on request), others are copied."""
+    (both signatures; float16 storage, test-time views and a prior correction (tau, records) on
+    request), others are copied."""
     source = exported.resolve_export(model_dir, "--model-dir")
     meta = exported.read_meta(source)       # refuses exports that carry no label set
     kind = rebuild.kind_of(meta)
@@ -81,10 +98,13 @@ def export(model_dir, out, float16=False, tta=None, int8=False):
     if kind is None and (storage != "float32" or tta):
         raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers "
                          f"and landmark models; {meta['model']} is exported as it is")
+    if kind != "classifier" and prior is not None:
+        raise FerTfError(f"--prior-tau: applies to classifiers; {meta['model']} has no classes "
+                         "to correct")
     if kind == "landmarks" and tta:
         raise FerTfError(f"--tta: a landmark model keeps its own test-time views (`--hparams "
                          f"tta=flip` when training {meta['model']}); export without --tta")
-    meta = rebuild.with_tta(meta, tta)
+    meta = with_prior(rebuild.with_tta(meta, tta), prior)
     with atomic.atomic_directory(out) as tmp:
         if kind:
             os.rmdir(tmp)                   # the SavedModel builder wants to create the folder
@@ -96,8 +116,9 @@ def export(model_dir, out, float16=False, tta=None, int8=False):
     return out
 
 
-def ensemble(member_paths, out, weights=None, float16=False, tta=None, int8=False):
-    """One SavedModel averaging the members' probabilities (weighted), same signatures."""
+def ensemble(member_paths, out, weights=None, float16=False, tta=None, int8=False, prior=None):
+    """One SavedModel averaging the members' probabilities (weighted), same signatures; a prior
+    correction (tau, records) applies to the average."""
     metas, readers = [], {}
     for k, path in enumerate(member_paths):
         source = exported.resolve_export(path, "members:")
@@ -105,7 +126,7 @@ def ensemble(member_paths, out, weights=None, float16=False, tta=None, int8=Fals
         meta["path"] = path
         metas.append(meta)
         readers[f"member{k}"] = rebuild.weight_source(source)
-    meta = rebuild.with_tta(rebuild.ensemble_meta(metas, weights), tta)
+    meta = with_prior(rebuild.with_tta(rebuild.ensemble_meta(metas, weights), tta), prior)
     with atomic.atomic_directory(out) as tmp:
         os.rmdir(tmp)
         rebuild.write(meta, readers, tmp, storage_of(float16, int8))

@@ -21,6 +21,12 @@ Landmark exports (`task` landmarks) are rebuilt with three signatures instead:
 
 An ensemble is a weighted average of its members' probabilities; each member keeps its own
 input size, channels, normalisation and test-time views, under the scope `memberK/`.
+
+A prior correction (`prior_correction` in the metadata) is post-hoc logit adjustment (Menon et al.
+2021, "Long-tail learning via logit adjustment"): the final probabilities are divided by the
+training split's class frequencies raised to `tau` and renormalised, so rare classes (disgust,
+fear) are no longer out-voted by the training set's imbalance. tau 0 is the plain model, tau 1
+the balanced Bayes rule; tau is chosen on PublicTest (tools/prior_correction.py).
 """
 import os
 
@@ -78,7 +84,18 @@ def _probabilities(meta, member_images):
                                                     member["hparams"])
         total += weight * out.predictions["probabilities"]
         weights += weight
-    return total / weights
+    return corrected(meta, total / weights)
+
+
+def corrected(meta, probabilities):
+    """The probabilities with the export's prior correction applied (unchanged without one)."""
+    correction = meta.get("prior_correction")
+    if not correction:
+        return probabilities
+    bias = -correction["tau"] * np.log(np.asarray(correction["train_prior"], np.float64))
+    # The floor only matters for a probability that underflowed to 0: it stays the smallest.
+    logits = tf.math.log(tf.maximum(probabilities, 1e-30)) + tf.constant(bias, tf.float32)
+    return tf.nn.softmax(logits, axis=-1)
 
 
 def probabilities_from_faces(meta, images):
@@ -283,12 +300,30 @@ def with_tta(meta, tta):
     return meta
 
 
+def with_prior_correction(meta, tau, train_per_class, source):
+    """The metadata of an export rebuilt with a prior correction of strength `tau` against the
+    class counts `train_per_class` (replacing any it had; tau 0 removes it)."""
+    meta = {k: v for k, v in meta.items() if k != "prior_correction"}
+    if not tau:
+        return meta
+    counts = np.asarray(train_per_class, np.float64)
+    if len(counts) != len(meta["label_set"]["classes"]) or not (counts > 0).all():
+        raise FerTfError(f"--prior-data {source}: needs a training count > 0 for each of the "
+                         f"{len(meta['label_set']['classes'])} classes (has {list(train_per_class)})")
+    meta["prior_correction"] = {"tau": float(tau), "train_prior": (counts / counts.sum()).tolist(),
+                                "source": source}
+    return meta
+
+
 def ensemble_meta(member_metas, weights=None):
     """The metadata of an ensemble of single-model exports with one label set."""
     first = member_metas[0]
     for meta in member_metas:
         if meta["model"] == "ensemble":
             raise FerTfError(f"{meta['path']}: is an ensemble already; list its members instead")
+        if meta.get("prior_correction"):
+            raise FerTfError(f"{meta['path']}: carries a prior correction; ensemble the "
+                             "uncorrected exports and give the ensemble --prior-tau instead")
         if meta["label_set"] != first["label_set"]:
             raise FerTfError(f"{meta['path']}: label set {meta['label_set']['name']} differs from "
                              f"{first['path']}'s {first['label_set']['name']}; an ensemble "
