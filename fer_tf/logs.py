@@ -51,5 +51,7 @@ def setup(verbose=False, command_line=False):
     deprecation._PRINT_DEPRECATION_WARNINGS = False
     warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # tf.data's note that a seeded run's augmentation map sees the graph seed: intended here.
+    warnings.filterwarnings("ignore", message=r"Seed \d+ from outer graph might be getting used")
     tf.get_logger().setLevel(logging.INFO if verbose else logging.ERROR)
     tf.autograph.set_verbosity(0)
