@@ -156,9 +156,21 @@ def cmd_records(args):
               f"unknown/NF, {read['ferplus_dropped_no_majority']} without a {args.ferplus_rule}")
 
 
+def model_to_train(args, default):
+    """--model; else the architecture of --init-from (fine-tuning needs the same one); else
+    `default`."""
+    if args.model:
+        return args.model
+    if args.init_from:
+        from fer_tf.training import warm_start
+        return warm_start.source(args.init_from)[1].get("model") or default
+    return default
+
+
 def cmd_train(args):
     from fer_tf import models
     from fer_tf.training import run, tasks
+    args.model = model_to_train(args, "lenet7")
     if run.cluster_task_type() in (None, "chief", "master"):
         outputs.check(args.model_dir, "model_dir", "--model-dir",
                       inputs=[args.data, args.init_from, args.teacher])
@@ -183,6 +195,7 @@ def cmd_train(args):
 
 def cmd_cv(args):
     from fer_tf.training import run
+    args.model = model_to_train(args, "smile")
     model_dir = args.model_dir or f"runs/{args.model}_cv"
     outputs.check(model_dir, "cv_dir", "--model-dir",
                   inputs=[args.data] + ([args.init_from] if args.init_from else []))
@@ -398,7 +411,8 @@ def build_parser():
 
     p = sub.add_parser("train", parents=[hparams, vggface2],
                        help="train_and_evaluate a registered model on a record folder")
-    p.add_argument("--model", default="lenet7", help="registered model name (see `fer-tf models`)")
+    p.add_argument("--model", help="registered model name (see `fer-tf models`; default: the "
+                                   "--init-from export's, else lenet7)")
     p.add_argument("--data", default="records/fer2013", help="record folder")
     p.add_argument("--model-dir", required=True, help="checkpoints, events, exports; resumes")
     p.add_argument("--epochs", type=whole(1), help="default: the model's own")
@@ -423,7 +437,7 @@ def build_parser():
 
     p = sub.add_parser("cv", parents=[hparams],
                        help="k-fold cross-validation over a record folder's folds (GENKI-4K)")
-    p.add_argument("--model", default="smile")
+    p.add_argument("--model", help="default: the --init-from export's, else smile")
     p.add_argument("--data", default="records/genki")
     p.add_argument("--model-dir", default=None, help="default: runs/MODEL_cv")
     p.add_argument("--folds", type=whole(2, 100), help="default: the folds in the records")

@@ -176,7 +176,7 @@ def test_shipped_models_answer_to_their_names(tmp_path, monkeypatch):
     from fer_tf.serving import exported
     monkeypatch.chdir(tmp_path)
     assert exported.resolve_export("accurate").endswith(os.path.join("models", "ensemble_fer2013"))
-    assert exported.resolve_export("vgg_fer2013").endswith(os.path.join("models", "vgg_fer2013"))
+    assert exported.resolve_export("vgg_fer2013_50").endswith(os.path.join("models", "vgg_fer2013_50"))
     (tmp_path / "accurate").mkdir()                 # a folder of that name here: it is used
     from fer_tf.errors import FerTfError
     with pytest.raises(FerTfError, match="neither a SavedModel"):

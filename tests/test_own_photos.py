@@ -153,6 +153,21 @@ def test_init_from_restores_all_but_a_mismatched_classifier(data, folder_records
         assert "27 of 27 tensors restored" in shown
 
 
+def test_init_from_without_model_trains_the_exports_architecture(folder_records, tmp_path, capsys):
+    """`fer-tf train --init-from models/default` (the README's fine-tuning command) needs no
+    --model: the shipped default's architecture is trained, not the CLI's lenet7 default."""
+    import json
+    from fer_tf.outputs import RUN_META
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    default = os.path.join(here, "models", "default")
+    model_dir = tmp_path / "run"
+    assert run_cli("train", "--data", folder_records, "--model-dir", model_dir, "--max-steps", "1",
+                   "--init-from", default, "--hparams", "batch_size=8") == 0
+    architecture = json.load(open(os.path.join(default, "assets.extra", "fer_tf.json")))["model"]
+    assert json.load(open(model_dir / RUN_META))["model"] == architecture
+    assert "tensors restored; new: logits/bias, logits/kernel" in capsys.readouterr().out
+
+
 def test_init_from_refuses_another_architecture_or_an_ensemble(sample_records, lenet_export,
                                                                tmp_path, capsys):
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

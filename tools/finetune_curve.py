@@ -4,10 +4,10 @@ labelled photos you have. Uses GENKI-4K laid out as a user would lay out their o
 GENKI-4K's 4,000 photos become class folders (`smile/`, `no_smile/`); a seeded stratified 400
 are held out as eval (checkpoint selection) and 400 as test (reported); from the other 3,200,
 training sets of 100, 400 and all photos are drawn (stratified, nested). For each size a csv
-(path,label,split) goes through `fer-tf records --dataset csv`, then the default model's
-architecture (lenet7) is trained twice with `fer-tf train` — from scratch, and with
-`--init-from models/default` — for the same number of steps, and the best export (by eval
-accuracy) is scored on the test photos with `fer-tf eval`. A photo without a detected face is
+(path,label,split) goes through `fer-tf records --dataset csv`, then the starting export's
+architecture (`--init-from`, the default model by default) is trained twice with `fer-tf train` —
+from scratch, and with `--init-from` — for the same number of steps and hyper-parameters, and
+the best export (by eval accuracy) is scored on the test photos with `fer-tf eval`. A photo without a detected face is
 counted as an error in the test accuracy, as in the smile goal.
 
     python tools/finetune_curve.py ../shared/data/genki4k.tar.gz --work runs/finetune_curve \
@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")      # no C++ start-up noise
 from fer_tf.data import genki4k  # noqa: E402
 
 SIZES = (100, 400, "all")
@@ -79,7 +80,11 @@ def main():
     parser.add_argument("--steps", type=int, default=600, help="training steps per run")
     parser.add_argument("--detector", default="blazeface", choices=("blazeface", "dlib"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-from", default="models/default",
+                        help="the export to fine-tune from; its architecture is trained both ways")
     args = parser.parse_args()
+    from fer_tf.serving import exported
+    architecture = exported.read_meta(exported.resolve_export(args.init_from))["model"]
 
     photos = lay_out_folders(args.genki, os.path.join(args.work, "genki_folders"))
     order = stratified_order([label for _, label in photos], args.seed)
@@ -100,8 +105,8 @@ def main():
                    "no_smile,smile", "--detector", args.detector, "--quiet")
         for start in ("scratch", "finetuned"):
             model_dir = os.path.join(args.work, f"{name}_{start}")
-            extra = ["--init-from", "models/default"] if start == "finetuned" else []
-            fer_tf("train", "--model", "lenet7", "--data", data, "--model-dir", model_dir,
+            extra = ["--init-from", args.init_from] if start == "finetuned" else []
+            fer_tf("train", "--model", architecture, "--data", data, "--model-dir", model_dir,
                    "--max-steps", args.steps, "--checkpoint-steps", args.steps // 4,
                    "--hparams", "batch_size=32", *extra)
             report = fer_tf("eval", "--model", model_dir, "--data", data, "--split", "test",
@@ -118,8 +123,8 @@ def main():
     for start, marker in (("scratch", "o"), ("finetuned", "s")):
         sizes = sorted(results[start])
         ax.plot(sizes, [100 * results[start][n] for n in sizes], marker=marker,
-                label={"scratch": "lenet7 from scratch",
-                       "finetuned": "lenet7 --init-from models/default"}[start])
+                label={"scratch": f"{architecture} from scratch",
+                       "finetuned": f"{architecture} --init-from {args.init_from}"}[start])
     ax.set_xscale("log")
     ax.set_xlabel("labelled training photos (GENKI-4K, smile / no smile)")
     ax.set_ylabel(f"test accuracy, % of {HELD_OUT} photos")
@@ -130,7 +135,8 @@ def main():
     fig.savefig(args.png, dpi=110, metadata={"Software": "fer-tf"})
     with open(os.path.splitext(args.png)[0] + ".json", "w") as f:
         json.dump({"steps": args.steps, "detector": args.detector, "test_photos": HELD_OUT,
-                   "accuracy": results}, f, indent=2)
+                   "model": architecture, "init_from": args.init_from, "accuracy": results},
+                  f, indent=2)
     print("photos   scratch   fine-tuned")
     for n in sorted(results["scratch"]):
         print(f"{n:6d}   {100 * results['scratch'][n]:6.2f}%   {100 * results['finetuned'][n]:6.2f}%")

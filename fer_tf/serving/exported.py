@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import deprecation
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 
@@ -96,7 +97,9 @@ def serving_graph(meta_graph):
     for signature in meta_graph.signature_def.values():
         keep += [t.name for t in (*signature.inputs.values(), *signature.outputs.values())]
     names = {name.split(":")[0].lstrip("^") for name in keep if name}
-    return tf.compat.v1.graph_util.extract_sub_graph(meta_graph.graph_def, sorted(names)), init_ops
+    with deprecation.silence():        # a v1 API on purpose: exports are v1 graphs
+        graph = tf.compat.v1.graph_util.extract_sub_graph(meta_graph.graph_def, sorted(names))
+    return graph, init_ops
 
 
 def is_saved_model(path):
@@ -128,7 +131,7 @@ def shipped_model(name):
 
 def resolve_export(path, flag="--model"):
     """A SavedModel directory, a training model dir whose best export is used, or the name of
-    a shipped model (`default`, `accurate`, `vgg_fer2013` ...) when no such path exists."""
+    a shipped model (`default`, `accurate`, `vgg_fer2013_50` ...) when no such path exists."""
     if not os.path.exists(path) and os.sep not in path and path not in (".", ".."):
         try:
             return shipped_model(path)
