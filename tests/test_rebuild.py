@@ -179,6 +179,26 @@ def test_prior_correction_tool_picks_the_best_tau_on_public_test(lenet_export, s
     assert abs(report["mean_per_class_accuracy"] - max(mean_class)) < 1e-4
 
 
+def test_ensemble_weights_tool_prints_the_best_weights_on_public_test(lenet_export, crop_run,
+                                                                      sample_records):
+    """tools/ensemble_weights.py: the weights it names are the best of its grid, scored by hand
+    from the members' eval-split probabilities (ties broken by mean per-class accuracy)."""
+    import itertools
+    from fer_tf.evaluate import accuracy_scores, split_probabilities
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                        "ensemble_weights.py")
+    out = subprocess.run([sys.executable, tool, lenet_export, crop_run, "--data", sample_records,
+                          "--max-weight", "3"], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    members = [split_probabilities(m, sample_records, "eval")[1:] for m in (lenet_export, crop_run)]
+    labels = members[0][1]
+    scored = [(accuracy_scores((a * members[0][0] + b * members[1][0]) / (a + b), labels), (a, b))
+              for a, b in itertools.product(range(1, 4), repeat=2) if np.gcd(a, b) == 1]
+    best = max(scored, key=lambda item: item[0])
+    assert out[-1].startswith(f"best: --weights {best[1][0]} {best[1][1]} ")
+    assert f"(PublicTest {best[0][0]:.4f})" in out[-1]
+
+
 def test_float16_export_is_half_the_size_same_answers_and_casts_once(lenet_export, sample_records,
                                                                     tmp_path):
     full = export.export(lenet_export, str(tmp_path / "f32"))
