@@ -38,34 +38,24 @@ TTA_CHOICES = ("none", "flip", "ten_crop")
 DETECTORS = ("blazeface_auto", "blazeface", "dlib")
 
 
-def positive_number(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a number > 0")
-    return value
+def number(accepts, wanted):
+    """A float flag's parser: `accepts(value)` says whether a value is allowed (NaN never is),
+    `wanted` words the rule in the one-line error."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not accepts(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give {wanted}")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
-def fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a number in (0, 1]")
-    return value
-
-
-def non_negative(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a number >= 0")
-    return value
+positive_number = number(lambda v: 0 < v < float("inf"), "a number > 0")
+fraction = number(lambda v: 0 < v <= 1, "a number in (0, 1]")
+non_negative = number(lambda v: 0 <= v < float("inf"), "a number >= 0")
 
 
 def prior_of(args):

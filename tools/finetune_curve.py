@@ -7,8 +7,8 @@ training sets of 100, 400 and all photos are drawn (stratified, nested). For eac
 (path,label,split) goes through `fer-tf records --dataset csv`, then the starting export's
 architecture (`--init-from`, the default model by default) is trained twice with `fer-tf train` —
 from scratch, and with `--init-from` — for the same number of steps and hyper-parameters, and
-the best export (by eval accuracy) is scored on the test photos with `fer-tf eval`. A photo without a detected face is
-counted as an error in the test accuracy, as in the smile goal.
+the best export (by eval accuracy) is scored on the test photos with `fer-tf eval`. A photo
+without a detected face is counted as an error in the test accuracy, as in the smile goal.
 
     python tools/finetune_curve.py ../shared/data/genki4k.tar.gz --work runs/finetune_curve \
         --png docs/finetune_genki.png

@@ -30,9 +30,9 @@ CRITERIA = {
 
 
 def corrected(probabilities, train_per_class, tau):
-    """The numpy twin of the exported graph's correction (fer_tf/serving/rebuild.py)."""
-    prior = np.asarray(train_per_class, np.float64) / np.sum(train_per_class)
-    adjusted = probabilities * prior ** -tau
+    """The exported graph's correction (fer_tf/serving/rebuild.py), in numpy."""
+    from fer_tf.serving.rebuild import prior_bias
+    adjusted = probabilities * np.exp(prior_bias(tau, train_per_class))
     return adjusted / adjusted.sum(axis=1, keepdims=True)
 
 

@@ -92,10 +92,17 @@ def corrected(meta, probabilities):
     correction = meta.get("prior_correction")
     if not correction:
         return probabilities
-    bias = -correction["tau"] * np.log(np.asarray(correction["train_prior"], np.float64))
+    bias = prior_bias(correction["tau"], correction["train_prior"])
     # The floor only matters for a probability that underflowed to 0: it stays the smallest.
     logits = tf.math.log(tf.maximum(probabilities, 1e-30)) + tf.constant(bias, tf.float32)
     return tf.nn.softmax(logits, axis=-1)
+
+
+def prior_bias(tau, train_per_class):
+    """A prior correction's per-class offsets to log-probabilities: -tau * log(class frequency);
+    `train_per_class`: counts or frequencies."""
+    counts = np.asarray(train_per_class, np.float64)
+    return -tau * np.log(counts / counts.sum())
 
 
 def probabilities_from_faces(meta, images):
@@ -307,9 +314,9 @@ def with_prior_correction(meta, tau, train_per_class, source):
     if not tau:
         return meta
     counts = np.asarray(train_per_class, np.float64)
-    if len(counts) != len(meta["label_set"]["classes"]) or not (counts > 0).all():
+    if not (counts > 0).all():
         raise FerTfError(f"--prior-data {source}: needs a training count > 0 for each of the "
-                         f"{len(meta['label_set']['classes'])} classes (has {list(train_per_class)})")
+                         f"{len(counts)} classes (has {list(train_per_class)})")
     meta["prior_correction"] = {"tau": float(tau), "train_prior": (counts / counts.sum()).tolist(),
                                 "source": source}
     return meta
