@@ -199,6 +199,31 @@ def test_ensemble_weights_tool_prints_the_best_weights_on_public_test(lenet_expo
     assert f"(PublicTest {best[0][0]:.4f})" in out[-1]
 
 
+def test_ensemble_weights_split_half_applies_the_winning_rule_to_all_of_public_test(
+        lenet_export, crop_run, sample_records):
+    """--split-half: every rule is reported, and the printed weights are the winning rule's
+    choice on the whole eval split."""
+    import importlib.util
+    from fer_tf.evaluate import split_probabilities
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                        "ensemble_weights.py")
+    out = subprocess.run([sys.executable, tool, lenet_export, crop_run, "--data", sample_records,
+                          "--split-half", "3"], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert any(line.startswith("  grid: held-out ") for line in out)
+    assert any(line.startswith("  top-2 equal: held-out ") for line in out)
+    rule = out[-1].rsplit("rule ", 1)[1].rstrip(")")
+    spec = importlib.util.spec_from_file_location("ensemble_weights", tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    outputs, labels = [], None
+    for member in (lenet_export, crop_run):
+        _, probabilities, labels = split_probabilities(member, sample_records, "eval")
+        outputs.append(probabilities)
+    weights = module.rules(3, None, 2)[rule](outputs, labels)
+    assert out[-1].startswith(f"best: --weights {' '.join(map(str, weights))} ")
+
+
 def test_float16_export_is_half_the_size_same_answers_and_casts_once(lenet_export, sample_records,
                                                                     tmp_path):
     full = export.export(lenet_export, str(tmp_path / "f32"))
