@@ -181,45 +181,31 @@ def test_prior_correction_tool_picks_the_best_tau_on_public_test(lenet_export, s
 
 def test_ensemble_weights_tool_prints_the_best_weights_on_public_test(lenet_export, crop_run,
                                                                       sample_records):
-    """tools/ensemble_weights.py: the weights it names are the best of its grid, scored by hand
-    from the members' eval-split probabilities (ties broken by mean per-class accuracy)."""
+    """tools/ensemble_weights.py: the grid's first row is its best weighting, scored by hand from
+    the members' eval-split probabilities (ties broken by mean per-class accuracy); with
+    --split-half every rule is reported and the last line is the winning rule's choice on the
+    whole eval split."""
+    import importlib.util
     import itertools
     from fer_tf.evaluate import accuracy_scores, split_probabilities
     tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
                         "ensemble_weights.py")
     out = subprocess.run([sys.executable, tool, lenet_export, crop_run, "--data", sample_records,
-                          "--max-weight", "3"], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+                          "--max-weight", "3", "--split-half", "3"], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
     members = [split_probabilities(m, sample_records, "eval")[1:] for m in (lenet_export, crop_run)]
-    labels = members[0][1]
-    scored = [(accuracy_scores((a * members[0][0] + b * members[1][0]) / (a + b), labels), (a, b))
+    outputs, labels = [m[0] for m in members], members[0][1]
+    scored = [(accuracy_scores((a * outputs[0] + b * outputs[1]) / (a + b), labels), (a, b))
               for a, b in itertools.product(range(1, 4), repeat=2) if np.gcd(a, b) == 1]
     best = max(scored, key=lambda item: item[0])
-    assert out[-1].startswith(f"best: --weights {best[1][0]} {best[1][1]} ")
-    assert f"(PublicTest {best[0][0]:.4f})" in out[-1]
-
-
-def test_ensemble_weights_split_half_applies_the_winning_rule_to_all_of_public_test(
-        lenet_export, crop_run, sample_records):
-    """--split-half: every rule is reported, and the printed weights are the winning rule's
-    choice on the whole eval split."""
-    import importlib.util
-    from fer_tf.evaluate import split_probabilities
-    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
-                        "ensemble_weights.py")
-    out = subprocess.run([sys.executable, tool, lenet_export, crop_run, "--data", sample_records,
-                          "--split-half", "3"], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    first = next(line for line in out if line.startswith("weights "))
+    assert first.startswith(f"weights {best[1][0]} {best[1][1]}: PublicTest {best[0][0]:.4f} ")
     assert any(line.startswith("  grid: held-out ") for line in out)
     assert any(line.startswith("  top-2 equal: held-out ") for line in out)
     rule = out[-1].rsplit("rule ", 1)[1].rstrip(")")
     spec = importlib.util.spec_from_file_location("ensemble_weights", tool)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    outputs, labels = [], None
-    for member in (lenet_export, crop_run):
-        _, probabilities, labels = split_probabilities(member, sample_records, "eval")
-        outputs.append(probabilities)
     weights = module.rules(3, None, 2)[rule](outputs, labels)
     assert out[-1].startswith(f"best: --weights {' '.join(map(str, weights))} ")
 
