@@ -126,3 +126,50 @@ def test_cross_validation_and_smile_predict(genki_records, tmp_path, capsys):
     with pytest.raises(FerTfError, match="converted with 3 folds"):
         run.cross_validate("smile", out, str(tmp_path / "cv2"), folds=10)
     assert records.split_count(records.read_manifest(out), "train") > 0
+
+
+def test_smile_scores_tool_scores_each_fold_with_its_own_model(genki_records, lenet_export,
+                                                                sample_records, tmp_path):
+    """tools/smile_scores.py: an expression model's P(happy) on every fold, a cross-validation
+    dir's fold model k on fold k only, their mean, thresholded at 0.5 — each line recomputed by
+    hand; photos without a face count as errors; records that are not smiles are refused."""
+    import itertools
+    import os
+    import subprocess
+    import sys
+    from fer_tf.serving import export, exported
+    out, manifest = genki_records
+    other = export.export(lenet_export, str(tmp_path / "flip"), tta="flip")
+    cv_dir = tmp_path / "cv"
+    cv_dir.mkdir()
+    fold_models = [other, lenet_export, other]
+    for k, path in enumerate(fold_models):
+        os.symlink(path, cv_dir / f"fold{k}")
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                        "smile_scores.py")
+    lines = subprocess.run([sys.executable, tool, lenet_export, "--cv", str(cv_dir), "--data", out],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+
+    def happy(path, fold):
+        encoded, labels = zip(*records.iter_split(out, fold, 256))
+        return exported.ExportedModel(path).predict(np.concatenate(encoded))[:, 3], \
+            np.concatenate(labels)
+
+    plain = [happy(lenet_export, f"fold{k}") for k in range(3)]
+    by_fold = [happy(fold_models[k], f"fold{k}") for k in range(3)]
+    labels = np.concatenate([l for _, l in plain])
+    members = [np.concatenate([s for s, _ in plain]), np.concatenate([s for s, _ in by_fold])]
+    assert np.abs(members[0] - members[1]).max() > 1e-3       # the fold models differ
+    photos = manifest["faces"]["photos"]
+    for line, scores in zip(lines, members + [(members[0] + members[1]) / 2]):
+        pairs = [(p, n) for p, n in itertools.product(scores[labels == 1], scores[labels == 0])]
+        auc = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs])
+        correct = int(np.sum((scores > 0.5) == (labels == 1)))
+        assert f"{correct} of {len(labels)} faces right, {correct / photos:.4f} of all " \
+               f"{photos} photos (AUC {auc:.4f})" in line
+    assert lines[-1] == f"accuracy over all {photos} photos: {correct / photos:.4f}"
+    refused = subprocess.run([sys.executable, tool, lenet_export, "--data", sample_records],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+        f"smile_scores: --data {sample_records}: not smile records with folds; convert GENKI-4K "
+        "with `fer-tf records --dataset genki`"]
