@@ -47,19 +47,6 @@ def savedmodel_latency(export_dir, encoded, repeats=100):
 
 
 def auc(scores, labels):
-    """Area under the ROC curve (Mann-Whitney), ties counted half."""
-    import numpy as np
-    scores, labels = np.asarray(scores), np.asarray(labels, bool)
-    order = np.argsort(scores)
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    positives = labels.sum()
-    negatives = len(labels) - positives
-    return (ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    """Area under the ROC curve: fer_tf.evaluate.roc_auc."""
+    from fer_tf.evaluate import roc_auc
+    return roc_auc(scores, labels)

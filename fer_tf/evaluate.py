@@ -93,6 +93,24 @@ def accuracy_scores(probabilities, labels):
     return float(np.mean(predicted == labels)), float(np.mean(recalls))
 
 
+def roc_auc(scores, labels):
+    """Area under the ROC curve (Mann-Whitney), ties counted half."""
+    scores, labels = np.asarray(scores), np.asarray(labels, bool)
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    positives = labels.sum()
+    negatives = len(labels) - positives
+    return (ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+
+
 def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=None):
     """Accuracy, recall and confusion of an export on a record split; with `tta` (flip or
     ten_crop) the export is first rebuilt with those test-time views in its graph."""

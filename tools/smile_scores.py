@@ -24,20 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")      # no C++ start-up noise
 SMILE_CLASSES = ("happy", "happiness", "smile")
 
 
-def auc(labels, scores):
-    """Area under the ROC curve (Mann-Whitney; tied scores share their mean rank)."""
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):                 # average the ranks of ties
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2)
-                 / (positives * negatives))
-
-
 def smile_column(model, flag):
     from fer_tf.errors import FerTfError
     for name in SMILE_CLASSES:
@@ -74,10 +60,11 @@ def member_scores(data_dir, folds, path, cross_validation):
 
 
 def report(name, scores, labels, photos):
+    from fer_tf.evaluate import roc_auc
     correct = int(np.sum((scores > 0.5) == (labels == 1)))
     accuracy = correct / photos
     print(f"{name}: {correct} of {len(labels)} faces right, {accuracy:.4f} of all {photos} "
-          f"photos (AUC {auc(labels, scores):.4f})", flush=True)
+          f"photos (AUC {roc_auc(scores, labels):.4f})", flush=True)
     return accuracy
 
 
