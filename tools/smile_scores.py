@@ -33,30 +33,30 @@ def smile_column(model, flag):
                      f"{' / '.join(SMILE_CLASSES)} class to score smiles with")
 
 
-def fold_scores(model, data_dir, fold, flag):
+def fold_faces(data_dir, folds):
+    """[(encoded faces, labels)] of folds 0..k-1, read once for every member."""
     from fer_tf.data import records
-    column = smile_column(model, flag)
-    scores, labels = [], []
-    for encoded, batch_labels in records.iter_split(data_dir, fold, 256):
-        scores.append(model.predict(encoded)[:, column])
-        labels.append(batch_labels)
-    return np.concatenate(scores), np.concatenate(labels)
+    faces = []
+    for k in range(folds):
+        encoded, labels = zip(*records.iter_split(data_dir, f"fold{k}", 256))
+        faces.append((np.concatenate(encoded), np.concatenate(labels)))
+    return faces
 
 
-def member_scores(data_dir, folds, path, cross_validation):
-    """(scores, labels) over folds 0..k-1 in order: one model on every fold, or, for a
+def member_scores(faces, path, cross_validation):
+    """Smile scores over the folds in order: one model on every fold, or, for a
     cross-validation dir, fold model k on fold k."""
     from fer_tf.serving import exported
     flag = "--cv" if cross_validation else "model"
-    scores, labels = [], []
-    for k in range(folds):
+    scores = []
+    for k, (encoded, _) in enumerate(faces):
         if k == 0 or cross_validation:
             model = exported.ExportedModel(os.path.join(path, f"fold{k}") if cross_validation
                                            else path, flag=flag)
-        s, l = fold_scores(model, data_dir, f"fold{k}", flag)
-        scores.append(s)
-        labels.append(l)
-    return np.concatenate(scores), np.concatenate(labels)
+            column = smile_column(model, flag)
+        scores.append(np.concatenate([model.predict(encoded[i:i + 256])[:, column]
+                                      for i in range(0, len(encoded), 256)]))
+    return np.concatenate(scores)
 
 
 def report(name, scores, labels, photos):
@@ -90,10 +90,12 @@ def main():
         all_folds = "+".join(f"fold{k}" for k in range(folds))
         photos = (manifest.get("faces", {}).get("photos")
                   or records.split_count(manifest, all_folds))
-        members, labels = [], None
+        faces = fold_faces(args.data, folds)
+        labels = np.concatenate([fold_labels for _, fold_labels in faces])
+        members = []
         for path, cross_validation in ([(m, False) for m in args.models]
                                        + [(d, True) for d in args.cv]):
-            scores, labels = member_scores(args.data, folds, path, cross_validation)
+            scores = member_scores(faces, path, cross_validation)
             members.append(scores)
             report(path, scores, labels, photos)
     except FerTfError as e:
