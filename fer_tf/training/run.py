@@ -268,6 +268,10 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             options = dataclasses.replace(options, warm_start=warm_start.settings(
                 init_from, spec.name, traced, run, model_dir, log,
                 points=task.name == "landmarks"))
+        elif spec.pretrained and tf.train.latest_checkpoint(model_dir) is None:
+            traced = task.estimator(config, params, run, options)
+            options = dataclasses.replace(options, warm_start=warm_start.pretrained(
+                spec, traced, run, model_dir, log))
         estimator = task.estimator(config, params, run, options)
         # A head trained on cached features has no image input of its own: `fer-tf export
         # --vggface2-weights` assembles base + head into an image-bytes SavedModel afterwards.

@@ -18,6 +18,7 @@ from fer_tf.outputs import META_FILE
 
 v1 = tf.compat.v1
 COPY_DIR = "init_from"
+PRETRAINED_DIR = "pretrained"
 SCALE_SUFFIX = "_scale"         # int8 exports: NAME (int8) and NAME_scale (per output channel)
 
 
@@ -94,12 +95,29 @@ def settings(path, model_name, estimator, run, model_dir, log=print, points=Fals
     have = reader.get_variable_to_shape_map()
     trainable = model_weights(estimator, run, points)
     matched = sorted(n for n, shape in trainable.items() if have.get(n) == shape)
-    fresh = sorted(set(trainable) - set(matched))
     if not matched:
         raise FerTfError(f"--init-from {path}: no weights match the {model_name} graph "
                          "(different widths or input size?)")
     prefix = float32_copy(checkpoint, matched, os.path.join(model_dir, COPY_DIR))
-    log(f"--init-from {path}: {len(matched)} of {len(trainable)} tensors restored"
+    return _restoring(prefix, matched, trainable, f"--init-from {path}", log)
+
+
+def pretrained(spec, estimator, run, model_dir, log=print):
+    """-> WarmStartSettings from the model's own pretrained weights (ModelSpec.pretrained), e.g.
+    dlib's face-recognition ResNet; what the graph has beyond them (the new head) starts fresh."""
+    prefix = spec.pretrained(os.path.join(model_dir, PRETRAINED_DIR))
+    have = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    trainable = model_weights(estimator, run)
+    matched = sorted(n for n, shape in trainable.items() if have.get(n) == shape)
+    if len(matched) != len(have):
+        raise FerTfError(f"{spec.name}: its pretrained weights do not fit its graph "
+                         f"({len(matched)} of {len(have)} tensors match)")
+    return _restoring(prefix, matched, trainable, f"{spec.name} pretrained weights", log)
+
+
+def _restoring(prefix, matched, trainable, what, log):
+    fresh = sorted(set(trainable) - set(matched))
+    log(f"{what}: {len(matched)} of {len(trainable)} tensors restored"
         + (f"; new: {', '.join(fresh)}" if fresh else ""))
     return tf.estimator.WarmStartSettings(
         ckpt_to_initialize_from=prefix,
