@@ -76,6 +76,16 @@ def add_prior_flags(p):
                    help="with --prior-tau: the record folder the model was trained on")
 
 
+def path(text):
+    """A file or folder flag: an empty string is refused, not taken for "no flag"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path; give a file or folder name")
+    return text
+
+
+path.__name__ = "path"
+
+
 def parse_hparams(pairs):
     """['keep_prob=0.6', 'filters=[32,64,128]'] -> dict with Python literals where they parse;
     values are checked against the model's declarations later (fer_tf/hparams.py)."""
@@ -84,6 +94,8 @@ def parse_hparams(pairs):
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--hparams {pair!r}: expected name=value, e.g. keep_prob=0.6")
+        if key in out:
+            raise UsageError(f"--hparams {key}: given twice; give each name once")
         if value.lower() in ("true", "false"):     # shell habit; a bare string would be truthy
             out[key] = value.lower() == "true"
             continue
@@ -372,7 +384,7 @@ def build_parser():
                    "folder, a folder with one sub-folder per class; with --dataset csv, a csv "
                    "of path,label[,split]")
     p.add_argument("--dataset", default="fer2013", choices=DATASETS)
-    p.add_argument("--out", help="output record folder (default: records/DATASET)")
+    p.add_argument("--out", type=path, help="output record folder (default: records/DATASET)")
     p.add_argument("--size", type=whole(8, 1024),
                    help="output side (default: fer2013, folder, csv 48 — 224 for vggface2 —, "
                         "genki 64, landmarks 128)")
@@ -404,7 +416,7 @@ def build_parser():
     p.add_argument("--model", help="registered model name (see `fer-tf models`; default: the "
                                    "--init-from export's, else lenet7)")
     p.add_argument("--data", default="records/fer2013", help="record folder")
-    p.add_argument("--model-dir", required=True, help="checkpoints, events, exports; resumes")
+    p.add_argument("--model-dir", type=path, required=True, help="checkpoints, events, exports; resumes")
     p.add_argument("--epochs", type=whole(1), help="default: the model's own")
     p.add_argument("--max-steps", type=whole(1), help="overrides --epochs")
     p.add_argument("--train-split", default="train", metavar="SPLIT",
@@ -429,7 +441,7 @@ def build_parser():
                        help="k-fold cross-validation over a record folder's folds (GENKI-4K)")
     p.add_argument("--model", help="default: the --init-from export's, else smile")
     p.add_argument("--data", default="records/genki")
-    p.add_argument("--model-dir", default=None, help="default: runs/MODEL_cv")
+    p.add_argument("--model-dir", type=path, default=None, help="default: runs/MODEL_cv")
     p.add_argument("--folds", type=whole(2, 100), help="default: the folds in the records")
     p.add_argument("--epochs", type=whole(1))
     p.add_argument("--eval-every", type=whole(1), default=5,
@@ -441,7 +453,7 @@ def build_parser():
     p.add_argument("--data", default="records/fer2013", help="record folder")
     p.add_argument("--split", default="test",
                    help="train, eval, test, or any split of the record folder (fold3, fold0+fold1)")
-    p.add_argument("--confusion-png", help="where to write the confusion matrix "
+    p.add_argument("--confusion-png", type=path, help="where to write the confusion matrix "
                    "(default: ./confusion_MODEL_SPLIT.png)")
     p.add_argument("--batch-size", type=whole(1, 4096), default=256)
     p.add_argument("--tta", choices=TTA_CHOICES, default="none",
@@ -455,13 +467,13 @@ def build_parser():
     p.add_argument("model", help="teacher: SavedModel dir (an ensemble, say) or a model dir")
     p.add_argument("--data", default="records/fer2013", help="record folder")
     p.add_argument("--split", default="train", help="record split (default: train)")
-    p.add_argument("--out", required=True, help="soft-label file to write (.npz)")
+    p.add_argument("--out", type=path, required=True, help="soft-label file to write (.npz)")
     p.set_defaults(func=cmd_soft_labels)
 
     p = sub.add_parser("export", parents=[vggface2],
                        help="copy a model dir's best SavedModel to a standalone folder")
-    p.add_argument("--model-dir", required=True, help="a training model dir or a SavedModel")
-    p.add_argument("--out", required=True)
+    p.add_argument("--model-dir", type=path, required=True, help="a training model dir or a SavedModel")
+    p.add_argument("--out", type=path, required=True)
     storage = p.add_mutually_exclusive_group()
     storage.add_argument("--float16", action="store_true",
                          help="store the weights as float16 (half the size; computation stays float32)")
@@ -479,7 +491,7 @@ def build_parser():
 
     p = sub.add_parser("ensemble", help="one SavedModel that averages several exports' probabilities")
     p.add_argument("members", nargs="+", help="exports or model dirs with the same label set")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", type=path, required=True)
     p.add_argument("--weights", type=positive_number, nargs="+",
                    help="one weight per member (default: equal); choose them on PublicTest only")
     storage = p.add_mutually_exclusive_group()
@@ -494,7 +506,7 @@ def build_parser():
     p = sub.add_parser("bottleneck", parents=[vggface2, quiet],
                        help="cache VGGFace2 base features of 224 records (feature extraction)")
     p.add_argument("--data", required=True, help="224x224 record folder")
-    p.add_argument("--out", required=True, help="feature cache folder (train it with --model vggface2_head)")
+    p.add_argument("--out", type=path, required=True, help="feature cache folder (train it with --model vggface2_head)")
     p.add_argument("--batch-size", type=whole(1, 4096), default=32)
     p.add_argument("--width", type=fraction, default=1.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bottleneck)
@@ -504,8 +516,8 @@ def build_parser():
                    "webcam index such as 0")
     p.add_argument("--model", help="SavedModel dir or model dir (default: the shipped model)")
     p.add_argument("--format", default="table", choices=("table", "jsonl", "csv"))
-    p.add_argument("--output", help="write results here as they come (finalised on Ctrl-C)")
-    p.add_argument("--annotate", metavar="DIR", help="write annotated copies of the inputs here")
+    p.add_argument("--output", type=path, help="write results here as they come (finalised on Ctrl-C)")
+    p.add_argument("--annotate", type=path, metavar="DIR", help="write annotated copies of the inputs here")
     p.add_argument("--with-landmarks", action="store_true", help="include the 68 landmarks per face")
     p.add_argument("--landmarks", choices=("dlib", "cnn"), default="dlib",
                    help="who places the landmarks used for alignment")
@@ -538,11 +550,11 @@ def build_parser():
     p.add_argument("--model", nargs="+", metavar="PATH",
                    help="landmark SavedModel(s) or model dir(s) (default: the shipped compact "
                         "model; --evaluate compares several on one CED plot)")
-    p.add_argument("--annotate", default="landmarks_out", metavar="DIR")
+    p.add_argument("--annotate", type=path, default="landmarks_out", metavar="DIR")
     p.add_argument("--dlib", action="store_true", help="draw dlib's predictor instead of the CNN")
     p.add_argument("--evaluate", metavar="ARCHIVE",
                    help="landmarks68_300w.tar.gz: NME / failure rates / latency vs dlib on helen_testset")
-    p.add_argument("--ced-png", default="ced.png")
+    p.add_argument("--ced-png", type=path, default="ced.png")
     p.set_defaults(func=cmd_landmarks)
 
     p = sub.add_parser("models", help="list the registered models")

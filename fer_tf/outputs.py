@@ -49,13 +49,39 @@ def _is_export(path):
 
 # What `fer-tf train` writes into a model dir before fer_tf_run.json (cluster tasks start together).
 RUN_EARLY_FILES = ("fer_tf.json", "labels.txt", ".fer_tf.lock", "steps", "eval_history.json")
+RUN_KEYS = {"model", "label_set", "image_size"}          # fer_tf_run.json holds at least these
+EXPORT_META_KEYS = RUN_KEYS | {"hparams"}               # and fer_tf.json these
+
+
+def _holds(path, keys):
+    meta = _json(path)
+    return isinstance(meta, dict) and keys <= set(meta)
 
 
 def _is_model_dir(path):
-    if isinstance(_json(os.path.join(path, RUN_META)), dict):
+    """Recognised by fer-tf's own marker files and their content, never by common names alone:
+    a user's folder holding a labels.txt and a steps/ folder is not a model dir."""
+    if _holds(os.path.join(path, RUN_META), RUN_KEYS):
         return True
-    return all(e in RUN_EARLY_FILES or any(e.startswith(f".{f}.") for f in RUN_EARLY_FILES)
-               for e in os.listdir(path))
+    entries = os.listdir(path)
+    early = all(e in RUN_EARLY_FILES or any(e.startswith(f".{f}.") for f in RUN_EARLY_FILES)
+                for e in entries)
+    if not early:
+        return False
+    # A cluster worker's own metadata can precede the chief's fer_tf_run.json; a run that died
+    # while taking its lock leaves only the lock file, which holds its pid.
+    if _holds(os.path.join(path, META_FILE), EXPORT_META_KEYS):
+        return True
+    return entries == [".fer_tf.lock"] and _is_pid_file(os.path.join(path, ".fer_tf.lock"))
+
+
+def _is_pid_file(path):
+    try:
+        with open(path) as f:
+            text = f.read(32)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return text.strip().isdigit() or text == ""
 
 
 def _is_cv_dir(path):

@@ -30,6 +30,18 @@ def world(tmp_path, monkeypatch, sample_records, lenet_run, lenet_export):
     faces.mkdir(parents=True)
     shutil.copy(FACE_PNG, faces / "face.png")
     shutil.copy(SAMPLE_CSV, user / "fer.csv.gz")
+    # A user's folders that merely look like fer-tf's outputs (common names, not fer-tf's markers).
+    lookalike = tmp_path / "lookalike"
+    (lookalike / "steps").mkdir(parents=True)
+    (lookalike / "labels.txt").write_text("cat\ndog\n")
+    (lookalike / "steps" / "plan.json").write_text('{"walk": 3}')
+    fake_export = tmp_path / "fake_export"
+    (fake_export / "assets.extra").mkdir(parents=True)
+    (fake_export / "saved_model.pb").write_bytes(b"mine")
+    (fake_export / "assets.extra" / "fer_tf.json").write_text('["not", "fer-tf metadata"]')
+    fake_records = tmp_path / "fake_records"
+    fake_records.mkdir()
+    (fake_records / "manifest.json").write_text('{"format": "my-own/1"}')
     for name, source in (("records", sample_records), ("run", lenet_run), ("export", lenet_export)):
         shutil.copytree(source, tmp_path / name)
     shutil.copytree(lenet_export, tmp_path / "broken")        # an export cut short in a copy
@@ -45,7 +57,8 @@ def world(tmp_path, monkeypatch, sample_records, lenet_run, lenet_export):
     monkeypatch.setenv("HOME", str(home))
     return {"tmp": str(tmp_path), "user": str(user), "csv": SAMPLE_CSV, "face": str(faces / "face.png"),
             "faces": str(faces), "records": str(tmp_path / "records"), "run": str(tmp_path / "run"),
-            "export": str(tmp_path / "export"), "broken": str(tmp_path / "broken"), "ro": UNWRITABLE, "home": str(home)}
+            "export": str(tmp_path / "export"), "lookalike": str(lookalike),
+            "fake_export": str(fake_export), "fake_records": str(fake_records), "broken": str(tmp_path / "broken"), "ro": UNWRITABLE, "home": str(home)}
 
 
 def tree_hashes(root):
@@ -75,6 +88,10 @@ CASES = {
     "records-out-is-input": ("records {user}/fer.csv.gz --out {user}/fer.csv.gz", 1, ["is the input"]),
     "records-out-export": ("records {csv} --out {export}", 1, ["SavedModel export"]),
     "records-out-model-dir": ("records {csv} --out {run}", 1, ["training model dir"]),
+    "records-out-records-lookalike": ("records {csv} --out {fake_records}", 1, ["--out", "did not write"]),
+    "train-model-dir-lookalike": ("train --data {records} --model-dir {lookalike} --max-steps 1", 1, ["--model-dir {lookalike}", "did not write"]),
+    "train-model-dir-lookalike-labels": ("train --data {records} --model-dir {lookalike}/steps --max-steps 1", 1, ["--model-dir", "did not write"]),
+    "export-out-export-lookalike": ("export --model-dir {run} --out {fake_export}", 1, ["--out", "did not write"]),
     "records-out-under-file": ("records {csv} --out {user}/notes.txt/r", 1, ["notes.txt is a file"]),
     "records-out-unwritable": ("records {csv} --out {ro}/r", 1, ["--out", "cannot write"]),
     # records: flag values
@@ -209,6 +226,12 @@ CASES = {
     "export-prior-tflite": ("export --model-dir {export} --tflite --out {tmp}/m.tflite --prior-tau 0.5 --prior-data {records}", 2, ["--tflite", "--prior-tau first"]),
     "ensemble-prior-data-without-tau": ("ensemble {export} {export} --out {tmp}/e --prior-data {records}", 2, ["--prior-tau", "go together"]),
     "predict-smile-missing-label": ("predict {face} --model {export} --no-smile --format xml", 2, ["--format"]),
+    "train-hparams-duplicate": ("train --data {records} --model-dir {tmp}/m --hparams keep_prob=0.6 keep_prob=0.7", 2, ["--hparams keep_prob", "given twice"]),
+    "records-out-empty": ("records {csv} --out=", 2, ["--out", "empty path"]),
+    "predict-output-empty": ("predict {face} --model {export} --output=", 2, ["--output", "empty path"]),
+    "predict-annotate-empty": ("predict {face} --model {export} --annotate=", 2, ["--annotate", "empty path"]),
+    "train-model-dir-empty": ("train --data {records} --model-dir=", 2, ["--model-dir", "empty path"]),
+    "export-out-empty": ("export --model-dir {run} --out=", 2, ["--out", "empty path"]),
     # the parser
     "unknown-subcommand": ("fit --data {records}", 2, ["fit"]),
     "unknown-flag": ("train --data {records} --model-dir {tmp}/m --lr 0.1", 2, ["--lr"]),

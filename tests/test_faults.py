@@ -133,6 +133,40 @@ def test_corrupt_shards_are_named(damaged_records, tmp_path):
     assert "--skip-corrupt" in error[0]
 
 
+@pytest.fixture
+def undecodable_records(sample_records, tmp_path):
+    """A copy whose train shard 3 has, as its record 2, an intact record (checksums right) whose
+    image bytes are not an image."""
+    broken = tmp_path / "undecodable"
+    shutil.copytree(sample_records, broken)
+    shard = broken / "train-00003-of-00008.tfrecord"
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(str(shard))]
+    example = tf.train.Example.FromString(serialized[2])
+    example.features.feature["image/encoded"].bytes_list.value[0] = b"these bytes are no image"
+    serialized[2] = example.SerializeToString()
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for record in serialized:
+            writer.write(record)
+    return str(broken)
+
+
+def test_an_undecodable_record_is_named_and_skip_corrupt_skips_it(undecodable_records, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "fer_tf.cli", "train", "--data", undecodable_records,
+                             "--model-dir", str(tmp_path / "m"), "--max-steps", "10"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("fer-tf train: error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "train-00003-of-00008.tfrecord: record 2 cannot be decoded (Unknown image file format" in lines[0]
+    assert "--skip-corrupt" in lines[0]
+    messages = []
+    metrics, _ = run.train("lenet7", undecodable_records, str(tmp_path / "m2"), max_steps=10,
+                           overrides={"batch_size": 16}, skip_corrupt=True, log=messages.append)
+    assert metrics["global_step"] == 10
+    assert "--skip-corrupt: skipping 1 unreadable train record(s)" in messages[0]
+    assert "record 2 cannot be decoded" in messages[0]
+
+
 def record_ends(path):
     """End offsets of the records in a TFRecord file, read from its framing by hand
     (length u64, crc u32, data, crc u32) — independent of the code under test."""

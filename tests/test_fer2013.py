@@ -29,6 +29,8 @@ def test_sample_reads_all_rows_with_kaggle_labels():
     (("3", "GOOD", "Validation"), "Usage 'Validation' is not one of"),
     (("3", "1 " * 2303, "Training"), "pixels has 2303 values, expected 2304"),
     (("3", "256 " + "0 " * 2303, "Training"), "pixel values must be in 0-255"),
+    (("3", "0 " * 2303 + "-5", "Training"), "pixel values must be in 0-255, found -5..0"),
+    (("3", "17 " * 1000 + "-1 " + "17 " * 1303, "Training"), "found -1..17"),
     (("3", "a " + "0 " * 2303, "Training"), "pixel value 'a' is not an integer"),
     (("3", "GOOD"), "expected 3 columns"),
 ])

@@ -280,6 +280,40 @@ def feature_spec(has_votes):
     return spec
 
 
+def record_spec(manifest):
+    """The parse spec of a record folder's examples, by its kind."""
+    found = kind(manifest)
+    if found == "landmarks":
+        return landmark_feature_spec()
+    if found == "features":
+        return {"features": tf.io.FixedLenFeature([manifest["feature_dim"]], tf.float32),
+                "label": tf.io.FixedLenFeature([], tf.int64)}
+    return feature_spec(manifest.get("has_votes", False))
+
+
+def undecodable_records(directory, manifest, split):
+    """[(path, index, problem)]: records whose bytes pass the checksum but do not parse as the
+    folder's examples or whose image does not decode (damaged shards are damaged_shards')."""
+    spec = record_spec(manifest)
+    bad = []
+    for name in expected_shard_counts(manifest, split):
+        path = os.path.join(directory, name)
+        index = 0
+        try:
+            for serialized in tf.data.TFRecordDataset(path):
+                try:
+                    parsed = tf.io.parse_single_example(serialized, spec)
+                    if "image/encoded" in parsed:
+                        tf.io.decode_image(parsed["image/encoded"], expand_animations=False)
+                except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+                    problem = e.message.split("}}")[-1].split("[Op:")[0].strip()
+                    bad.append((path, index, problem.splitlines()[0][:100] if problem else "invalid"))
+                index += 1
+        except tf.errors.DataLossError:
+            pass        # the rest of a damaged shard: damaged_shards reports it
+    return bad
+
+
 def iter_split(data_dir, split, batch_size, rows=False):
     """(encoded PNG batch, labels[, source rows]) straight from the records; a corrupt shard is
     named."""

@@ -186,6 +186,17 @@ def describe_damage(damaged):
                      for path, readable, expected, problem in damaged)
 
 
+def describe_undecodable(bad, shown=3):
+    text = "; ".join(f"{path}: record {index} cannot be decoded ({problem})"
+                     for path, index, problem in bad[:shown])
+    return text + (f"; and {len(bad) - shown} more undecodable record(s)" if len(bad) > shown else "")
+
+
+def describe_problems(damaged, bad, data_dir):
+    parts = [p for p in (describe_damage(damaged), describe_undecodable(bad)) if p]
+    return "; ".join(parts) if parts else f"{data_dir}: corrupt record data"
+
+
 class StepCountHook(tf.compat.v1.train.SessionRunHook):
     """Counts the training steps this process ran and records them in
     MODEL_DIR/steps/TASK.json at the end, so a cluster run shows who contributed; with a
@@ -244,10 +255,11 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
     if skip_corrupt:
         for split in (run.train_split, run.eval_split):
             damaged = records.damaged_shards(data_dir, manifest, split)
-            if damaged:
-                lost = sum(expected - readable for _, readable, expected, _ in damaged)
+            bad = records.undecodable_records(data_dir, manifest, split)
+            if damaged or bad:
+                lost = sum(expected - readable for _, readable, expected, _ in damaged) + len(bad)
                 log(f"--skip-corrupt: skipping {lost} unreadable {split} record(s): "
-                    + describe_damage(damaged))
+                    + describe_problems(damaged, bad, data_dir))
     os.makedirs(model_dir, exist_ok=True)
     with ModelDirLock(model_dir):
         check_run_meta(model_dir, {"model": spec.name, "label_set": prepared.label_set.name,
@@ -302,13 +314,17 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             f"max_steps {max_steps}, model dir {model_dir}")
         try:
             result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-        except tf.errors.DataLossError:
-            # TensorFlow's message does not say which file; find the damaged shard(s) now.
-            damaged = [d for split in (run.train_split, run.eval_split)
-                       for d in records.damaged_shards(data_dir, manifest, split)]
-            raise FerTfError((describe_damage(damaged) if damaged else f"{data_dir}: corrupt "
-                              "record data") + "; reconvert the records with `fer-tf records` or "
-                             "pass --skip-corrupt to skip what cannot be read") from None
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            # TensorFlow's message does not say which file; find the damaged shard(s) and the
+            # records that do not decode now.
+            splits = (run.train_split, run.eval_split)
+            damaged = [d for split in splits for d in records.damaged_shards(data_dir, manifest, split)]
+            bad = [b for split in splits for b in records.undecodable_records(data_dir, manifest, split)]
+            if not damaged and not bad and isinstance(error, tf.errors.InvalidArgumentError):
+                raise                 # not the records' fault: let the caller see it whole
+            raise FerTfError(describe_problems(damaged, bad, data_dir) + "; reconvert the records "
+                             "with `fer-tf records` or pass --skip-corrupt to skip what cannot be "
+                             "read") from None
         finally:
             if bar:
                 bar.close()
