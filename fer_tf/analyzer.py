@@ -157,7 +157,8 @@ class Analyzer:
     """Face detection, landmarks, expression and smile for pictures; build once, reuse.
 
     model: the expression model (a SavedModel or model dir exported by fer-tf; None: the shipped
-        `default`). smile: True for the shipped smile model, a path for another, False for none.
+        `default`). smile: True for the model's own smile head if it has one (one forward pass
+        per face), else the shipped smile model; a path for another smile model; False for none.
     landmarks: "dlib" (dlib's 68-point predictor), "cnn" (the shipped compact landmark model, or
         the landmark SavedModel given as `landmarks_model`; it then also places the points that
         align each face) or None (no points reported; alignment still uses what it needs).
@@ -187,7 +188,9 @@ class Analyzer:
                                             optimize=optimize)
         self.classes = self.model.label_set.classes
         self.smile_model = None
-        if smile:
+        # An expression export with its own smile head answers both in one forward pass.
+        self.smile_from_model = smile is True and self.model.has_smile
+        if smile and not self.smile_from_model:
             self.smile_model = exported.ExportedModel(
                 exported.shipped_model("smile") if smile is True else smile, "--smile-model", optimize)
             if "smile" not in self.smile_model.label_set.classes:
@@ -318,9 +321,13 @@ class Analyzer:
         if not self._pending:
             return
         found = [f for f, _ in self._pending]
-        for face, p in zip(found, self.model.predict_faces(
-                np.stack([crops[self.model] for _, crops in self._pending]))):
+        probabilities, smiles = self.model.predict_faces_and_smiles(
+            np.stack([crops[self.model] for _, crops in self._pending]))
+        for face, p in zip(found, probabilities):
             face.probabilities = p
+        if self.smile_from_model:
+            for face, p in zip(found, smiles):
+                face.smile = float(p)
         if self.smile_model is not None:
             smile_index = self.smile_model.label_set.classes.index("smile")
             smiles = self.smile_model.predict_faces(

@@ -52,6 +52,9 @@ class ModelSpec:
     # Pretrained start: (out_dir) -> prefix of a checkpoint whose variables are named like the
     # training graph's; a new run warm-starts from it unless --init-from says otherwise.
     pretrained: callable = None
+    # (normalised images, params) -> pooled trunk features: a smile head can share the trunk
+    # (fer-tf smile-head fits SMILE_HEAD on them; the build adds it with params["smile_head"]).
+    features: callable = None
 
     def hparam_specs(self):
         """name -> HParam: the shared declarations with this model's defaults and its own."""
@@ -64,6 +67,8 @@ class ModelSpec:
         """Defaults overridden by checked `--hparams` values (a bad one: UsageError, exit 2)."""
         return hp.resolve(self.hparam_specs(), overrides)
 
+
+SMILE_HEAD = "smile_logits"         # the variable scope of a fitted smile head
 
 _REGISTRY = {}
 _LOADED = []

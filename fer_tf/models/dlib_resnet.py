@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_tf.hparams import HParam
-from fer_tf.models import ModelSpec, register
+from fer_tf.models import SMILE_HEAD, ModelSpec, register
 
 L = tf.keras.layers
 
@@ -161,15 +161,24 @@ def folded_weights(network):
     return {k: [np.ascontiguousarray(v, np.float32) for v in vs] for k, vs in weights.items()}
 
 
-def build(images, num_classes, is_training, params):
+def features(images, params):
+    """Normalised faces -> the trunk's 256-d pooled features at params["input_size"]."""
     size = params["input_size"]
-    images = tf.image.resize(images, [size, size], method="bilinear")
-    x = trunk(images, GraphOps)
-    x = tf.compat.v1.layers.dropout(x, rate=1.0 - params["keep_prob"], training=is_training)
+    return trunk(tf.image.resize(images, [size, size], method="bilinear"), GraphOps)
+
+
+def build(images, num_classes, is_training, params):
+    x = features(images, params)
+    dropped = tf.compat.v1.layers.dropout(x, rate=1.0 - params["keep_prob"], training=is_training)
     # The pooled features are large (norm ~19): a small start keeps the first loss near log(K).
-    return tf.compat.v1.layers.dense(
-        x, num_classes, kernel_initializer=tf.compat.v1.random_normal_initializer(stddev=0.001),
+    logits = tf.compat.v1.layers.dense(
+        dropped, num_classes, kernel_initializer=tf.compat.v1.random_normal_initializer(stddev=0.001),
         name="logits")
+    if not params.get("smile_head"):
+        return logits
+    # A logistic smile head on the same features, fitted by `fer-tf smile-head` (GENKI-4K).
+    smile = tf.compat.v1.layers.dense(x, 1, name=SMILE_HEAD)
+    return {"logits": logits, "smile_logit": smile[:, 0]}
 
 
 def pretrained_checkpoint(out_dir):
@@ -184,9 +193,10 @@ SPEC = register(ModelSpec(
     build=build,
     normalize=normalize,
     image_size=(48, 48, 1),
-    hparams={"input_size": HParam(112, low=103), "optimizer": "adam", "learning_rate": 1e-4,
+    hparams={"input_size": HParam(112, low=103), "smile_head": HParam(False), "optimizer": "adam", "learning_rate": 1e-4,
              "weight_decay": 0.0, "keep_prob": 0.8, "label_smoothing": 0.1, "epochs": 20},
     description="dlib's face-recognition ResNet-29 (face_recognition_models), fine-tuned; "
                 "48 px faces resized to input_size inside the graph",
     pretrained=pretrained_checkpoint,
+    features=features,
 ))

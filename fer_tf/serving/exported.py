@@ -176,14 +176,26 @@ class ExportedModel:
                                **{INPUT_KEY: np.array(list(encoded_images), dtype=object)})
         return out["probabilities"]
 
+    @property
+    def has_smile(self):
+        """True for an export whose one network also gives P(smile) (fer-tf smile-head)."""
+        return bool(self.meta.get("smile_head"))
+
     def predict_faces(self, faces):
         """Probabilities of uint8 faces [N, H, W, C] at the export's image_size."""
+        return self.predict_faces_and_smiles(faces)[0]
+
+    def predict_faces_and_smiles(self, faces):
+        """(probabilities, P(smile) [N] or None) of uint8 faces [N, H, W, C] at the export's
+        image_size, from one call."""
         faces = np.asarray(faces, np.uint8)
         if FACES_SIGNATURE not in self._signatures:
             # Exports rebuilt by fer-tf take raw faces; older ones only image bytes. cv2's
             # encoder takes BGR; the faces are RGB (or grey).
-            return self.predict([encode_png(f[:, :, ::-1] if f.shape[-1] == 3 else f) for f in faces])
-        return self._signatures(FACES_SIGNATURE, **{FACES_SIGNATURE: faces})["probabilities"]
+            return self.predict([encode_png(f[:, :, ::-1] if f.shape[-1] == 3 else f)
+                                 for f in faces]), None
+        out = self._signatures(FACES_SIGNATURE, **{FACES_SIGNATURE: faces})
+        return out["probabilities"], out.get("smile")
 
 
 class LandmarkModel:

@@ -70,7 +70,7 @@ def _to_member(images, image_size):
 def _probabilities(meta, member_images):
     """Weighted mean of the members' probabilities; member_images(k, member) -> its input."""
     classes = list(meta["label_set"]["classes"])
-    total, weights = 0.0, 0.0
+    total, weights, smiles = 0.0, 0.0, []
     for k, (scope, member, weight) in enumerate(members(meta)):
         spec = models.get(member["model"])
         if tasks.of(spec).rebuild != "classifier":
@@ -84,7 +84,10 @@ def _probabilities(meta, member_images):
                                                     member["hparams"])
         total += weight * out.predictions["probabilities"]
         weights += weight
-    return corrected(meta, total / weights)
+        if "smile" in out.predictions:
+            smiles.append(out.predictions["smile"])
+    smile = tf.add_n(smiles) / len(smiles) if smiles else None
+    return corrected(meta, total / weights), smile
 
 
 def corrected(meta, probabilities):
@@ -106,14 +109,19 @@ def prior_bias(tau, train_per_class):
 
 
 def probabilities_from_faces(meta, images):
-    """Probabilities for float32 faces [N, H, W, C] in [0, 255] at the export's image_size."""
+    """(probabilities, P(smile) or None) for float32 faces [N, H, W, C] in [0, 255] at the
+    export's image_size."""
     return _probabilities(meta, lambda k, member: _to_member(images, member["image_size"]))
 
 
-def _outputs(probabilities, classes):
+def _outputs(probabilities_and_smile, classes):
+    probabilities, smile = probabilities_and_smile
     class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-    return {"probabilities": probabilities, "classes": class_ids,
-            "class_names": tf.gather(tf.constant(classes), class_ids)}
+    out = {"probabilities": probabilities, "classes": class_ids,
+           "class_names": tf.gather(tf.constant(classes), class_ids)}
+    if smile is not None:
+        out["smile"] = smile
+    return out
 
 
 class Float16Storage:

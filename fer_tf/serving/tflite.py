@@ -24,7 +24,7 @@ def convert(model_path, out_file):
     meta = exported.read_meta(source)
     with tf.Graph().as_default():
         image = v1.placeholder(tf.float32, [1, *meta["image_size"]], name="image")
-        probabilities = rebuild.probabilities_from_faces(meta, image)
+        probabilities, _ = rebuild.probabilities_from_faces(meta, image)   # TFLite: no smile output
         with v1.Session() as sess:
             rebuild.load_weights(sess, {"": rebuild.weight_source(source)})
             converter = v1.lite.TFLiteConverter.from_session(sess, [image], [probabilities])

@@ -125,15 +125,20 @@ class ClassifierHead:
             return crop_views(images, crop_size, "none")[0], 1   # training without augmentation
         return images, 1
 
-    def predictions(self, logits, features, views, run):
+    def predictions(self, logits, features, views, run, extras=None):
         if views > 1:
             # Average the views' probabilities; logits of the mean keep softmax(logits) == mean.
             per_view = tf.reshape(tf.nn.softmax(logits), [views, -1, len(run.classes)])
             logits = tf.math.log(tf.maximum(tf.reduce_mean(per_view, axis=0), 1e-12))
         class_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities"),
-                "classes": class_ids,
-                "class_names": tf.gather(tf.constant(list(run.classes)), class_ids)}
+        out = {"logits": logits, "probabilities": tf.nn.softmax(logits, name="probabilities"),
+               "classes": class_ids,
+               "class_names": tf.gather(tf.constant(list(run.classes)), class_ids)}
+        if extras and "smile_logit" in extras:
+            # A smile head on the same trunk (fer-tf smile-head): P(smile), averaged over views.
+            smile = tf.sigmoid(tf.cast(tf.reshape(extras["smile_logit"], [views, -1]), tf.float32))
+            out["smile"] = tf.reduce_mean(smile, axis=0, name="smile")
+        return out
 
     def exported(self, predictions):
         return {k: v for k, v in predictions.items() if k != "logits"}
@@ -175,7 +180,7 @@ class LandmarkHead:
     def inputs(self, images, mode, params):
         return images, 1
 
-    def predictions(self, outputs, features, views, run):
+    def predictions(self, outputs, features, views, run, extras=None):
         points = tf.reshape(outputs, [-1, 68, 2])
         predictions = {"points_normalized": points}
         if "window" in features:
@@ -212,7 +217,10 @@ def model_fn(features, labels, mode, params, run, head):
     is_training = mode == tf.estimator.ModeKeys.TRAIN
     images, views = head.inputs(features["image"], mode, params)
     net = spec.build(spec.normalize(images), head.outputs(run), is_training, params)
-    predictions = head.predictions(tf.cast(net, tf.float32), features, views, run)
+    # A network may give more than its head's outputs: {"logits": ..., "smile_logit": ...}.
+    extras = dict(net) if isinstance(net, dict) else {"logits": net}
+    net = extras.pop("logits")
+    predictions = head.predictions(tf.cast(net, tf.float32), features, views, run, extras)
     if mode == tf.estimator.ModeKeys.PREDICT:
         exported = head.exported(predictions)
         return tf.estimator.EstimatorSpec(mode, predictions=exported, export_outputs={
