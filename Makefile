@@ -28,7 +28,7 @@ PORT    ?= 6006
 RECORDS_FLAGS ?=
 TRAIN_FLAGS   ?=
 
-.PHONY: setup demo records train cv eval export predict tensorboard test bench clean-demo
+.PHONY: setup demo records train cv eval export predict tensorboard test bench clean-demo docs
 
 $(VENV)/.installed: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -85,3 +85,7 @@ bench: setup
 
 clean-demo:
 	rm -rf demo
+
+# The docs site (MkDocs, Material theme) from docs/ into site/.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

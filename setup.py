@@ -22,6 +22,6 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "pyflakes"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "pyflakes", "mkdocs", "mkdocs-material"]},
     entry_points={"console_scripts": ["fer-tf=fer_tf.cli:main"]},
 )
