@@ -23,5 +23,5 @@ setup(
         "matplotlib",
     ],
     extras_require={"test": ["pytest", "pytest-timeout", "pyflakes", "mkdocs", "mkdocs-material"]},
-    entry_points={"console_scripts": ["fer-tf=fer_tf.cli:main"]},
+    entry_points={"console_scripts": ["fer-tf=fer_tf.apps.cli:main"]},
 )

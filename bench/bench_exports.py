@@ -34,7 +34,7 @@ def main():
     parser.add_argument("--records", default="records/fer2013")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    from fer_tf import logs
+    from fer_tf.core import logs
     from fer_tf.data import records
     from fer_tf.serving import exported
     logs.setup()

@@ -36,7 +36,7 @@ def main():
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--json")
     args = parser.parse_args()
-    from fer_tf import logs
+    from fer_tf.core import logs
     logs.setup()
     exports = dict(e.split("=", 1) for e in args.exports)
     encoded = open(FACE, "rb").read()

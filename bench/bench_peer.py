@@ -138,7 +138,7 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, args.peer_site)
     import fer_tf
-    from fer_tf import evaluate
+    from fer_tf.apps import evaluate
     from fer.fer import FER       # fer 25.10.3 no longer re-exports FER from `fer`
     import logging
     logging.getLogger("fer").setLevel(logging.WARNING)

@@ -68,7 +68,7 @@ def main():
     parser.add_argument("--landmarks-model", default="landmarks",
                         help="landmark export for the `dlib cnn` pipeline (default: the shipped one)")
     args = parser.parse_args()
-    from fer_tf import logs
+    from fer_tf.core import logs
     from fer_tf.serving import exported
     logs.setup()
     model = exported.ExportedModel(args.model)

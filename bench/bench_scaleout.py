@@ -35,7 +35,7 @@ def main():
               str(args.steps), "--hparams", f"batch_size={args.batch_size}"]
     try:
         single = os.path.join(work, "single")
-        subprocess.run([sys.executable, "-m", "fer_tf.cli", *common, "--model-dir", single],
+        subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", *common, "--model-dir", single],
                        check=True, capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         one = rate(single, "local_0")
         multi = os.path.join(work, "multi")

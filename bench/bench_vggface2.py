@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=10, help="epochs for the speed-up estimate")
     args = parser.parse_args()
-    from fer_tf import logs
+    from fer_tf.core import logs
     from fer_tf.training import bottleneck
     from fer_tf.data import convert, records
     logs.setup()

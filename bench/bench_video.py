@@ -2,7 +2,7 @@
 
 A 640x480 clip is made from a bundled GENKI-4K photo (tests/data/two_faces.jpg: its left face,
 scaled to about 200 px and drifting across the frame, so every frame has one face that moves);
-then the predict command's own code path (`fer_tf.predict.run`: decode, detect, align, classify
+then the predict command's own code path (`fer_tf.apps.predict.run`: decode, detect, align, classify
 with the expression and smile models, draw, encode the annotated MP4) runs over it for each
 detector and worker count, and the frames/s are printed (each run includes loading its models,
 well under a second; a first run warms the file caches).
@@ -45,7 +45,8 @@ def main():
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--model", default=None, help="default: the shipped models/default")
     args = parser.parse_args()
-    from fer_tf import logs, predict
+    from fer_tf.core import logs
+    from fer_tf.apps import predict
     logs.setup()
     work = tempfile.mkdtemp(prefix="bench_video_")
     clip = os.path.join(work, "clip.mp4")

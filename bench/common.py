@@ -10,7 +10,7 @@ def estimator_rate(model, data_dir, steps, batch_size=64, overrides=None, synthe
     import dataclasses
 
     import tensorflow as tf
-    from fer_tf import logs
+    from fer_tf.core import logs
     from fer_tf.training import inputs, run, tasks
     logs.setup()
     prepared = run.prepare(model, data_dir, {"batch_size": batch_size, **(overrides or {})})
@@ -47,6 +47,6 @@ def savedmodel_latency(export_dir, encoded, repeats=100):
 
 
 def auc(scores, labels):
-    """Area under the ROC curve: fer_tf.evaluate.roc_auc."""
-    from fer_tf.evaluate import roc_auc
+    """Area under the ROC curve: fer_tf.apps.evaluate.roc_auc."""
+    from fer_tf.apps.evaluate import roc_auc
     return roc_auc(scores, labels)

@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fer_tf import logs, models  # noqa: E402
+from fer_tf.core import logs
+from fer_tf import models  # noqa: E402
 
 
 def cost(name, num_classes=7):

@@ -16,7 +16,8 @@ def __getattr__(name):
     if name in __all__:
         import os
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")      # no C++ start-up noise
-        from fer_tf import analyzer, logs
+        from fer_tf.apps import analyzer
+        from fer_tf.core import logs
         logs.setup()
         return getattr(analyzer, name)
     raise AttributeError(f"module 'fer_tf' has no attribute {name!r}")

@@ -12,7 +12,8 @@ from PIL import Image
 
 import fer_tf
 from conftest import FACE_PNG, TWO_FACES
-from fer_tf import analyzer, labels
+from fer_tf.apps import analyzer
+from fer_tf.core import labels
 from test_predict import face_clip, face_scene as scene   # two faces (one mirrored), 500x300
 
 
@@ -114,7 +115,7 @@ def test_shipped_models_on_a_real_photo():
 
 
 def test_wrong_arguments_are_one_line_errors(lenet_export):
-    from fer_tf.errors import FerTfError
+    from fer_tf.core.errors import FerTfError
     with pytest.raises(FerTfError, match="landmarks="):
         fer_tf.Analyzer(lenet_export, smile=False, landmarks="mediapipe")
     with pytest.raises(FerTfError, match="not a smile model"):
@@ -178,6 +179,6 @@ def test_shipped_models_answer_to_their_names(tmp_path, monkeypatch):
     assert exported.resolve_export("accurate").endswith(os.path.join("models", "ensemble_fer2013"))
     assert exported.resolve_export("vgg_fer2013_50").endswith(os.path.join("models", "vgg_fer2013_50"))
     (tmp_path / "accurate").mkdir()                 # a folder of that name here: it is used
-    from fer_tf.errors import FerTfError
+    from fer_tf.core.errors import FerTfError
     with pytest.raises(FerTfError, match="neither a SavedModel"):
         exported.resolve_export("accurate")

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import FACE_PNG, SAMPLE_CSV
 
-from fer_tf import cli
+from fer_tf.apps import cli
 
 UNWRITABLE = "/sys/fer_tf_cannot_write_here"   # refused even to root (sysfs)
 
@@ -301,7 +301,7 @@ def test_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    result = subprocess.run([sys.executable, "-m", "fer_tf.cli", "records", SAMPLE_CSV, "--out",
+    result = subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", "records", SAMPLE_CSV, "--out",
                              str(tmp_path / "r"), "--quiet"], preexec_fn=limit,
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

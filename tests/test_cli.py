@@ -13,7 +13,7 @@ from conftest import FACE_PNG, random_pixels, write_csv
 
 def fer_tf(*args, cwd=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "fer_tf.cli", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -105,7 +105,7 @@ def test_bad_hparams_flag(sample_records, tmp_path):
 
 
 def test_hparams_values_parse():
-    from fer_tf.cli import parse_hparams
+    from fer_tf.apps.cli import parse_hparams
     assert parse_hparams(["batch_norm=false", "attention=True", "keep_prob=0.6", "loss=votes",
                      "filters=[32,64]"]) == {"batch_norm": False, "attention": True,
                                              "keep_prob": 0.6, "loss": "votes", "filters": [32, 64]}

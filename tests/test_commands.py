@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import FACE_PNG
-from fer_tf import cli, models
+from fer_tf.apps import cli
+from fer_tf import models
 from fer_tf.serving import export, exported
 
 

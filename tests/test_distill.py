@@ -3,9 +3,10 @@ a split, keyed by source row; `train --teacher` looks them up per face and train
 import numpy as np
 import pytest
 
-from fer_tf import distill, labels
+from fer_tf.apps import distill
+from fer_tf.core import labels
 from fer_tf.data import records, soft_labels
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.serving import exported
 from fer_tf.training import run
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import DATA
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 CHIPS = os.path.join(DATA, "dlib_chips.jpg")    # tools/dlib_chips.py: 32 GENKI-4K chips, 150 px
 

@@ -112,7 +112,7 @@ def test_truncated_image():
 
 
 def test_the_command_line_offers_every_detector_with_the_pipeline_default_first():
-    from fer_tf import cli
+    from fer_tf.apps import cli
     assert cli.DETECTORS == faces.DETECTORS and cli.DETECTORS[0] == faces.DEFAULT_DETECTOR
 
 

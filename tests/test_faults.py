@@ -17,13 +17,13 @@ from conftest import SAMPLE_CSV, random_pixels, write_csv
 from fer_tf.data import convert, records
 from fer_tf.training import run
 from fer_tf.serving import exported
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def start(args, log_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-m", "fer_tf.cli", *map(str, args)],
+    return subprocess.Popen([sys.executable, "-m", "fer_tf.apps.cli", *map(str, args)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
@@ -53,7 +53,7 @@ def test_sigkill_mid_training_resumes_and_second_trainer_is_refused(sample_recor
     try:
         assert wait_for(lambda: latest_step(str(model_dir)) >= 10, proc=first), \
             (tmp_path / "first.log").read_text()[-2000:]
-        second = subprocess.run([sys.executable, "-m", "fer_tf.cli", *map(str, args)],
+        second = subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", *map(str, args)],
                                 capture_output=True, text=True, timeout=120)
         assert first.poll() is None, "the first trainer ended before the second asked"
         assert second.returncode == 1
@@ -65,7 +65,7 @@ def test_sigkill_mid_training_resumes_and_second_trainer_is_refused(sample_recor
             first.kill()
     killed_at = latest_step(str(model_dir))
     assert 10 <= killed_at < 150
-    resumed = subprocess.run([sys.executable, "-m", "fer_tf.cli", *map(str, args)],
+    resumed = subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", *map(str, args)],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     steps = [int(l.split("step = ")[1].split()[0].rstrip(","))
@@ -122,7 +122,7 @@ def damaged_records(sample_records, tmp_path):
 
 
 def test_corrupt_shards_are_named(damaged_records, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "fer_tf.cli", "train", "--data", damaged_records,
+    result = subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", "train", "--data", damaged_records,
                              "--model-dir", str(tmp_path / "m"), "--max-steps", "30"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
@@ -151,7 +151,7 @@ def undecodable_records(sample_records, tmp_path):
 
 
 def test_an_undecodable_record_is_named_and_skip_corrupt_skips_it(undecodable_records, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "fer_tf.cli", "train", "--data", undecodable_records,
+    result = subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", "train", "--data", undecodable_records,
                              "--model-dir", str(tmp_path / "m"), "--max-steps", "10"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import SAMPLE_CSV, SAMPLE_FERPLUS, random_pixels, sample_rows, write_csv
 from fer_tf.data import fer2013
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def read_all(path, **kw):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import FACE_PNG, sample_rows
-from fer_tf import cli, evaluate, predict
+from fer_tf.apps import cli, evaluate, predict
 from fer_tf.data import convert, records
 from fer_tf.training import run
 from fer_tf.data import genki4k
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def scene(face48, seed):

@@ -18,7 +18,7 @@ from fer_tf.training import run
 from fer_tf.serving import exported
 from fer_tf.training import receivers
 from fer_tf.data import ibug300w
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def test_pts_parsing_is_one_based(tmp_path):
@@ -209,7 +209,7 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     assert restored and "new:" not in restored[0], said
     # Evaluation against dlib on the same faces and boxes (the annotations here are dlib's own
     # points from the detector's box, so dlib must score ~0), CED PNG, and annotation.
-    from fer_tf import landmark_eval
+    from fer_tf.apps import landmark_eval
     report = landmark_eval.evaluate(export, archive, png=str(tmp_path / "ced.png"))
     ours, dlib_row = report["rows"][export], report["rows"]["dlib"]
     assert report["faces"] == 2 and dlib_row["nme"] < 0.01 and list(report["rows"])[-1] == "dlib"
@@ -223,7 +223,7 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     assert len(results[0][1]) == 1 and results[0][1][0].shape == (68, 2)
     assert isinstance(results[1][1], str) and (tmp_path / "ann" / "photo.png").exists()
     # The face pipeline can align with the CNN's points instead of dlib's.
-    from fer_tf import predict
+    from fer_tf.apps import predict
     _, classifier = run.train("lenet7", SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path), str(tmp_path / "cls"),
                               max_steps=1, log=lambda *_: None)
     summary = predict.run([str(photo)], classifier, "jsonl", str(tmp_path / "p.jsonl"),

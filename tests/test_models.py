@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from conftest import sample_rows
 from fer_tf import models
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 CLASSIFIERS = [n for n in models.names() if models.get(n).task == "classification"]
 

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import FACE_PNG
-from fer_tf import cli, labels
+from fer_tf.apps import cli
+from fer_tf.core import labels
 from fer_tf.data import records
 
 
@@ -157,7 +158,7 @@ def test_init_from_without_model_trains_the_exports_architecture(folder_records,
     """`fer-tf train --init-from models/default` (the README's fine-tuning command) needs no
     --model: the shipped default's architecture is trained, not the CLI's lenet7 default."""
     import json
-    from fer_tf.outputs import RUN_META
+    from fer_tf.core.outputs import RUN_META
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     default = os.path.join(here, "models", "default")
     model_dir = tmp_path / "run"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import FACE_PNG
-from fer_tf import analyzer, predict
+from fer_tf.apps import analyzer, predict
 from fer_tf.serving import exported
 
 
@@ -148,7 +148,7 @@ def test_ctrl_c_keeps_completed_rows_and_leaves_no_temporary_file(export, tmp_pa
     out, ann = tmp_path / "out.jsonl", tmp_path / "ann"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "fer_tf.cli", "predict", video, "--model", export, "--format",
+        [sys.executable, "-m", "fer_tf.apps.cli", "predict", video, "--model", export, "--format",
          "jsonl", "--output", str(out), "--annotate", str(ann)],
         stderr=subprocess.PIPE, text=True, env=env,
         # A shell running this suite in the background ignores SIGINT in its children; a user's

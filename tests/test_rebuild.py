@@ -15,8 +15,8 @@ import tensorflow as tf
 from fer_tf.serving import export, exported, rebuild
 from fer_tf.training import progress, run
 from fer_tf.data import records
-from fer_tf.errors import FerTfError
-from fer_tf.labels import FERPLUS8
+from fer_tf.core.errors import FerTfError
+from fer_tf.core.labels import FERPLUS8
 
 TINY_VGG = {"widths": [8, 8, 8, 8], "fc_units": [16], "batch_size": 32}
 
@@ -173,7 +173,7 @@ def test_prior_correction_tool_picks_the_best_tau_on_public_test(lenet_export, s
     tau = float(best.split("--prior-tau ")[1].split()[0])
     assert abs(float(best.rstrip(")").rsplit(" ", 1)[1]) - max(mean_class)) < 1e-4
     # The printed figures are the corrected export's own on the eval split.
-    from fer_tf.evaluate import evaluate
+    from fer_tf.apps.evaluate import evaluate
     report = evaluate(export.export(lenet_export, str(tmp_path / "c"), prior=(tau, skewed_records)),
                       skewed_records, "eval", png=str(tmp_path / "c.png"))
     assert abs(report["mean_per_class_accuracy"] - max(mean_class)) < 1e-4
@@ -187,7 +187,7 @@ def test_ensemble_weights_tool_prints_the_best_weights_on_public_test(lenet_expo
     whole eval split."""
     import importlib.util
     import itertools
-    from fer_tf.evaluate import accuracy_scores, split_probabilities
+    from fer_tf.apps.evaluate import accuracy_scores, split_probabilities
     tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
                         "ensemble_weights.py")
     out = subprocess.run([sys.executable, tool, lenet_export, crop_run, "--data", sample_records,

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from conftest import SAMPLE_CSV, random_pixels, sample_rows, write_csv
 from fer_tf.data import convert, records
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def read_split(directory, split):
@@ -122,7 +122,7 @@ def test_missing_shard_and_manifest_are_named(tmp_path, sample_records):
 
 
 def test_finished_outputs_get_the_umask_mode_not_the_temporary_one(tmp_path):
-    from fer_tf import atomic
+    from fer_tf.core import atomic
     old = os.umask(0o022)
     try:
         atomic.write_json(str(tmp_path / "meta.json"), {"a": 1})

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_tf import evaluate, outputs
+from fer_tf.apps import evaluate
+from fer_tf.core import outputs
 from fer_tf.data import preprocess, records
 from fer_tf.training import model_fn, run
 from fer_tf.serving import exported
 from fer_tf.serving import export as exporting
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 OVERRIDES = {"batch_size": 32}
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fer_tf import smile_head
-from fer_tf.errors import FerTfError
+from fer_tf.apps import smile_head
+from fer_tf.core.errors import FerTfError
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_each_fold_is_scored_by_a_head_that_never_saw_it(rng):
 
 def test_smile_head_export_gives_expression_and_smile_in_one_call(sample_records, genki_smile_records,
                                                                    tmp_path, capsys):
-    from fer_tf import cli
-    from fer_tf.analyzer import Analyzer
+    from fer_tf.apps import cli
+    from fer_tf.apps.analyzer import Analyzer
     from fer_tf.data import records
     from fer_tf.serving import exported
     from fer_tf.training import run

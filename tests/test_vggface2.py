@@ -10,7 +10,7 @@ from fer_tf.data import convert
 from fer_tf.training import run
 from fer_tf.serving import exported
 from fer_tf.models import vggface2_weights
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.models import vggface2
 
 TINY = 0.125      # every layer thinned 8x: same names and layout, a small file

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fer_tf import cli  # noqa: E402
+from fer_tf.apps import cli  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(cli.main(["records", *sys.argv[1:]]))

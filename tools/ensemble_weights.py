@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")      # no C++ start-up noise
 
 
 def scores(probabilities, labels):
-    from fer_tf.evaluate import accuracy_scores
+    from fer_tf.apps.evaluate import accuracy_scores
     return accuracy_scores(probabilities, labels)
 
 
@@ -95,8 +95,8 @@ def main():
     args = parser.parse_args()
     if len(args.members) < 2 or (args.max_members is not None and args.max_members < 2):
         parser.error("an ensemble needs two members at least: give two or more, --max-members >= 2")
-    from fer_tf import logs
-    from fer_tf.evaluate import split_probabilities
+    from fer_tf.core import logs
+    from fer_tf.apps.evaluate import split_probabilities
     logs.setup()
     outputs, labels = [], None
     for path in args.members:

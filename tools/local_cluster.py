@@ -56,7 +56,7 @@ def launch(args_for_fer_tf, workers=1, ps=0, evaluator=False, logs="cluster_logs
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})}
         log = open(os.path.join(logs, f"{kind}_{index}.log"), "w")
-        procs[(kind, index)] = subprocess.Popen([python, "-m", "fer_tf.cli", *args_for_fer_tf],
+        procs[(kind, index)] = subprocess.Popen([python, "-m", "fer_tf.apps.cli", *args_for_fer_tf],
                                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     status = {}
     trainers = [t for t in tasks if t[0] in ("chief", "worker")]

@@ -44,9 +44,9 @@ def main():
     parser.add_argument("--criterion", default="balanced", choices=sorted(CRITERIA))
     parser.add_argument("--steps", type=int, default=10, help="tau grid: 0, 1/steps, ..., 1")
     args = parser.parse_args()
-    from fer_tf import logs
+    from fer_tf.core import logs
     from fer_tf.data import records
-    from fer_tf.evaluate import accuracy_scores, split_probabilities
+    from fer_tf.apps.evaluate import accuracy_scores, split_probabilities
     logs.setup()
     model, probabilities, labels = split_probabilities(args.export, args.data, "eval")
     if model.meta.get("prior_correction"):

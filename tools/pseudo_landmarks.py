@@ -22,9 +22,11 @@ import sys
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from fer_tf import atomic, faces, outputs, predict  # noqa: E402
+from fer_tf.core import atomic, outputs
+from fer_tf import faces
+from fer_tf.apps import predict  # noqa: E402
 from fer_tf.data import genki4k, records  # noqa: E402
-from fer_tf.errors import FerTfError  # noqa: E402
+from fer_tf.core.errors import FerTfError  # noqa: E402
 from fer_tf.faces import crops  # noqa: E402
 
 MIN_BOX_SIDE = 48

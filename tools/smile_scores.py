@@ -25,7 +25,7 @@ SMILE_CLASSES = ("happy", "happiness", "smile")
 
 
 def smile_column(model, flag):
-    from fer_tf.errors import FerTfError
+    from fer_tf.core.errors import FerTfError
     for name in SMILE_CLASSES:
         if name in model.label_set.classes:
             return model.label_set.classes.index(name)
@@ -60,7 +60,7 @@ def member_scores(faces, path, cross_validation):
 
 
 def report(name, scores, labels, photos):
-    from fer_tf.evaluate import roc_auc
+    from fer_tf.apps.evaluate import roc_auc
     correct = int(np.sum((scores > 0.5) == (labels == 1)))
     accuracy = correct / photos
     print(f"{name}: {correct} of {len(labels)} faces right, {accuracy:.4f} of all {photos} "
@@ -77,9 +77,9 @@ def main():
     args = parser.parse_args()
     if not args.models and not args.cv:
         parser.error("give at least one model or --cv dir")
-    from fer_tf import logs
+    from fer_tf.core import logs
     from fer_tf.data import records
-    from fer_tf.errors import FerTfError
+    from fer_tf.core.errors import FerTfError
     logs.setup()
     try:
         manifest = records.read_manifest(args.data)

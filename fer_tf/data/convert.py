@@ -5,11 +5,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fer_tf import atomic, faces
+from fer_tf.core import atomic
+from fer_tf import faces
 from fer_tf.data import records
-from fer_tf import labels as label_sets
+from fer_tf.core import labels as label_sets
 from fer_tf.data import fer2013
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 SPLITS = ("train", "eval", "test")
 

@@ -13,8 +13,8 @@ import zlib
 
 import numpy as np
 
-from fer_tf import labels as label_sets
-from fer_tf.errors import FerTfError
+from fer_tf.core import labels as label_sets
+from fer_tf.core.errors import FerTfError
 
 HEADER = ["emotion", "pixels", "Usage"]
 FERPLUS_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger",

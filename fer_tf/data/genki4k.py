@@ -9,7 +9,7 @@ import os
 import re
 import tarfile
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 FILE_PATTERN = re.compile(r"(?:^|/)files/file(\d{4})\.jpg$")
 

@@ -11,7 +11,7 @@ import tarfile
 
 import numpy as np
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 NUM_POINTS = 68
 TRAIN_SUBSETS = ("afw", "helen_trainset")

@@ -13,7 +13,7 @@ import csv
 import dataclasses
 import os
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.faces import IMAGE_EXTENSIONS
 
 SPLITS = ("train", "eval", "test")

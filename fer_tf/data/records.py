@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, outputs
-from fer_tf import labels as label_sets
-from fer_tf.errors import FerTfError
+from fer_tf.core import atomic, outputs
+from fer_tf.core import labels as label_sets
+from fer_tf.core.errors import FerTfError
 
 MANIFEST = "manifest.json"
 FORMAT = outputs.RECORDS_FORMAT

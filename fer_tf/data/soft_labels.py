@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from fer_tf import atomic, outputs
-from fer_tf.errors import FerTfError
+from fer_tf.core import atomic, outputs
+from fer_tf.core.errors import FerTfError
 
 FORMAT = outputs.SOFT_LABELS_FORMAT
 

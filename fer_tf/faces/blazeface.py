@@ -22,7 +22,7 @@ import threading
 import cv2
 import numpy as np
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 MIN_SCORE = 0.5
 IOU_MERGE = 0.3

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.faces.blazeface import IOU_MERGE, iou      # no TensorFlow until a BlazeFace is made
 
 EYE_LINE_Y = 0.385

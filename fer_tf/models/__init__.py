@@ -8,12 +8,12 @@ import dataclasses
 import importlib
 import pkgutil
 
-from fer_tf import hparams as hp
-from fer_tf.errors import UsageError
-from fer_tf.hparams import HParam
+from fer_tf.core import hparams as hp
+from fer_tf.core.errors import UsageError
+from fer_tf.core.hparams import HParam
 
 # Shared declarations; a model's own hparams override the defaults (not the ranges), and
-# `--hparams` overrides both after checking (fer_tf/hparams.py).
+# `--hparams` overrides both after checking (fer_tf/core/hparams.py).
 COMMON_HPARAMS = {
     "batch_size": HParam(64, low=1),
     "epochs": HParam(30, low=1),

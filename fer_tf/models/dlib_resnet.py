@@ -17,7 +17,7 @@ features by a new linear head. The smallest input_size is 103 px: below it the l
 import numpy as np
 import tensorflow as tf
 
-from fer_tf.hparams import HParam
+from fer_tf.core.hparams import HParam
 from fer_tf.models import SMILE_HEAD, ModelSpec, register
 
 L = tf.keras.layers

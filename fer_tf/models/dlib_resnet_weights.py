@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 FILE_NAME = "dlib_face_recognition_resnet_model_v1.dat"
 INPUT_RECORD = b"\x01\x15input_rgb_image_sized"     # the input layer's name, length first

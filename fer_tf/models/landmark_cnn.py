@@ -15,7 +15,7 @@ the 74 M dense weights by about the learning rate per step, which swamps a 74,00
 """
 import tensorflow as tf
 
-from fer_tf.hparams import HParam
+from fer_tf.core.hparams import HParam
 from fer_tf.models import ModelSpec, register
 
 layers = tf.compat.v1.layers

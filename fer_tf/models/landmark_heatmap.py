@@ -25,7 +25,7 @@ mirror permutation, are averaged — inside the graph, so evaluation and the exp
 import tensorflow as tf
 
 from fer_tf.data.ibug300w import MIRROR
-from fer_tf.hparams import HParam
+from fer_tf.core.hparams import HParam
 from fer_tf.models import ModelSpec, register
 
 layers = tf.compat.v1.layers

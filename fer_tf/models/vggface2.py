@@ -10,7 +10,7 @@ Layer names and weight shapes follow the model keras-vggface published (`conv1/7
 """
 import tensorflow as tf
 
-from fer_tf.hparams import HParam
+from fer_tf.core.hparams import HParam
 from fer_tf.models import ModelSpec, register
 
 keras = tf.keras

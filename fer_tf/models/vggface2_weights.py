@@ -11,7 +11,7 @@ import os
 import h5py
 import numpy as np
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.models import vggface2
 
 WEIGHT_KINDS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")

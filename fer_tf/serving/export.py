@@ -13,11 +13,11 @@ import tempfile
 
 import tensorflow as tf
 
-from fer_tf import atomic
+from fer_tf.core import atomic
 from fer_tf.data import records
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.models import vggface2
-from fer_tf.outputs import META_FILE, RUN_META
+from fer_tf.core.outputs import META_FILE, RUN_META
 from fer_tf.serving import exported
 from fer_tf.serving import rebuild
 from fer_tf.training import keras_estimator

@@ -8,12 +8,12 @@ from tensorflow.python.util import deprecation
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 
-from fer_tf import atomic
-from fer_tf import labels as label_sets
+from fer_tf.core import atomic
+from fer_tf.core import labels as label_sets
 from fer_tf.data.records import encode_png
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.faces import crops
-from fer_tf.outputs import META_FILE, best_export
+from fer_tf.core.outputs import META_FILE, best_export
 from fer_tf.training.receivers import INPUT_KEY
 
 FACES_SIGNATURE = "faces"      # the raw-faces signature of rebuilt exports (serving/rebuild.py)

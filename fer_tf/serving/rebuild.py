@@ -33,10 +33,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, models
+from fer_tf.core import atomic
+from fer_tf import models
 from fer_tf.data import preprocess
-from fer_tf.errors import FerTfError
-from fer_tf.outputs import META_FILE
+from fer_tf.core.errors import FerTfError
+from fer_tf.core.outputs import META_FILE
 from fer_tf.serving import exported
 from fer_tf.training import model_fn, tasks, warm_start
 from fer_tf.training.config import RunSpec

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic
+from fer_tf.core import atomic
 from fer_tf.data import preprocess
 from fer_tf.data import records
 from fer_tf.serving import exported, rebuild

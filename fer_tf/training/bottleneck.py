@@ -11,11 +11,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from fer_tf import atomic
+from fer_tf.core import atomic
 from fer_tf.training import inputs, keras_estimator
 from fer_tf.training.config import RunSpec
 from fer_tf.data import records
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.models import vggface2
 
 SPLITS = ("train", "eval", "test")

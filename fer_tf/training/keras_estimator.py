@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from fer_tf.training import model_fn, receivers
 from fer_tf.models import vggface2_weights
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.models import vggface2
 
 

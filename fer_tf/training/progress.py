@@ -15,7 +15,7 @@ import time
 import tensorflow as tf
 from tqdm import tqdm
 
-from fer_tf import atomic
+from fer_tf.core import atomic
 
 v1 = tf.compat.v1
 HISTORY = "eval_history.json"

@@ -8,10 +8,11 @@ import time
 
 import tensorflow as tf
 
-from fer_tf import atomic, models
+from fer_tf.core import atomic
+from fer_tf import models
 from fer_tf.data import records, soft_labels
-from fer_tf.errors import FerTfError, UsageError
-from fer_tf.outputs import META_FILE, RUN_META, best_export
+from fer_tf.core.errors import FerTfError, UsageError
+from fer_tf.core.outputs import META_FILE, RUN_META, best_export
 from fer_tf.training import inputs, progress, tasks, warm_start
 from fer_tf.training.config import RunSpec
 from fer_tf.training.receivers import INPUT_KEY

@@ -13,7 +13,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.training import model_fn, receivers
 
 

@@ -12,9 +12,9 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic
-from fer_tf.errors import FerTfError
-from fer_tf.outputs import META_FILE
+from fer_tf.core import atomic
+from fer_tf.core.errors import FerTfError
+from fer_tf.core.outputs import META_FILE
 
 v1 = tf.compat.v1
 COPY_DIR = "init_from"

@@ -13,9 +13,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from fer_tf import atomic, models
+from fer_tf.core import atomic
+from fer_tf import models
 from fer_tf.data import preprocess, records
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.serving import exported, rebuild
 from fer_tf.training.receivers import INPUT_KEY
 

@@ -8,10 +8,10 @@ import tempfile
 
 import numpy as np
 
-from fer_tf import atomic, outputs
+from fer_tf.core import atomic, outputs
 from fer_tf.serving import export, exported
 from fer_tf.data import records
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def confusion_matrix(labels, predictions, num_classes):

@@ -6,7 +6,7 @@ model trained on one set is never silently evaluated on another.
 import dataclasses
 import hashlib
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`fer-tf records|train|cv|eval|export|ensemble|bottleneck|predict|landmarks|models`: the CLI.
 
 Each subcommand is one small function over the library. Every flag is checked when parsed and
-every output path before work starts (`fer_tf.outputs`): a problem the user can fix ends with one
+every output path before work starts (`fer_tf.core.outputs`): a problem the user can fix ends with one
 line on stderr naming the flag or file — exit status 2 for a bad flag value, 1 otherwise.
 """
 import argparse
@@ -14,8 +14,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise (CUDA probing)
 
-from fer_tf import outputs  # noqa: E402  (light: no TensorFlow)
-from fer_tf.errors import FerTfError, UsageError  # noqa: E402
+from fer_tf.core import outputs  # noqa: E402  (light: no TensorFlow)
+from fer_tf.core.errors import FerTfError, UsageError  # noqa: E402
 
 # ---- flag value types: each names what is allowed --------------------------------------------
 
@@ -88,7 +88,7 @@ path.__name__ = "path"
 
 def parse_hparams(pairs):
     """['keep_prob=0.6', 'filters=[32,64,128]'] -> dict with Python literals where they parse;
-    values are checked against the model's declarations later (fer_tf/hparams.py)."""
+    values are checked against the model's declarations later (fer_tf/core/hparams.py)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -218,7 +218,7 @@ def _landmark_models(paths):
 
 
 def cmd_landmarks(args):
-    from fer_tf import landmark_eval
+    from fer_tf.apps import landmark_eval
     if args.evaluate:
         outputs.check(args.ced_png, "png", "--ced-png", inputs=[args.evaluate, *(args.model or [])])
         report = landmark_eval.evaluate(_landmark_models(args.model), args.evaluate,
@@ -246,7 +246,7 @@ def cmd_landmarks(args):
 
 
 def cmd_eval(args):
-    from fer_tf import evaluate
+    from fer_tf.apps import evaluate
     from fer_tf.serving import exported
     model_dir = exported.resolve_export(args.model)
     png = args.confusion_png or f"confusion_{exported.read_meta(model_dir)['model']}_{args.split}.png"
@@ -259,7 +259,7 @@ def cmd_eval(args):
 
 def cmd_soft_labels(args):
     from tqdm import tqdm
-    from fer_tf import distill
+    from fer_tf.apps import distill
     outputs.check(args.out, "soft_labels", "--out", inputs=[args.model, args.data])
     meta = distill.label_split(
         args.model, args.data, args.split, args.out,
@@ -270,7 +270,7 @@ def cmd_soft_labels(args):
 
 
 def cmd_smile_head(args):
-    from fer_tf import smile_head
+    from fer_tf.apps import smile_head
     from fer_tf.serving import export
     outputs.check(args.out, "export", "--out", inputs=[args.model, args.data])
     report = smile_head.fit(args.model, args.data, args.out,
@@ -337,7 +337,7 @@ def cmd_bottleneck(args):
 
 
 def cmd_predict(args):
-    from fer_tf import predict
+    from fer_tf.apps import predict
     model_inputs = [args.model, args.landmarks_model]
     if args.output:
         outputs.check(args.output, "predictions", "--output", inputs=args.paths + model_inputs)
@@ -596,7 +596,7 @@ def main(argv=None):
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     prog = f"fer-tf {args.command}"
-    from fer_tf import logs
+    from fer_tf.core import logs
     logs.setup(verbose=getattr(args, "verbose", False), command_line=True)
     try:
         status = args.func(args)

@@ -4,7 +4,7 @@ Each picture goes through the face pipeline (dlib detection, 68 landmarks, FER20
 alignment at the model's own input size), faces from many pictures are batched through the
 exported model, and every face is reported with its box, probabilities, top label and smile
 probability (the shipped smile model; `--no-smile` leaves it out). A thin layer over the Python
-API (`fer_tf.analyzer`): the same engine, plus files, folders, output formats and annotation. A file
+API (`fer_tf.apps.analyzer`): the same engine, plus files, folders, output formats and annotation. A file
 without a face is reported as such; an unreadable file is reported on its own line and the run
 carries on (exit status 1 at the end if any failed). `--no-detect` takes each image as a face
 crop already (FER2013-style).
@@ -17,8 +17,10 @@ import sys
 
 import numpy as np
 
-from fer_tf import analyzer, atomic, faces, outputs
-from fer_tf.errors import FerTfError
+from fer_tf.apps import analyzer
+from fer_tf.core import atomic, outputs
+from fer_tf import faces
+from fer_tf.core.errors import FerTfError
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -157,7 +159,7 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
     (`landmarks_model`); `smile`: True for the shipped smile model, or a path. Results are
     written as each picture completes; faces are batched across pictures (a webcam is
     classified frame by frame, for latency)."""
-    from fer_tf import annotate as drawing
+    from fer_tf.apps import annotate as drawing
     items = expand_paths(paths)
     if not items:
         raise FerTfError(f"{' '.join(paths)}: no images or videos found")

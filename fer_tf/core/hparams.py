@@ -8,7 +8,7 @@ know keeps their range with the model's default; any other name is typed by its 
 import dataclasses
 import math
 
-from fer_tf.errors import UsageError
+from fer_tf.core.errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ import os
 import shutil
 import tempfile
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def _umask():

@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 
-from fer_tf import atomic, faces, outputs
+from fer_tf.core import atomic, outputs
+from fer_tf import faces
 from fer_tf.serving import exported
-from fer_tf.annotate import common_base
+from fer_tf.apps.annotate import common_base
 from fer_tf.data import ibug300w
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 
 def evaluate(model_paths, source, subsets=ibug300w.TEST_SUBSETS, png="ced.png", names=None):

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from fer_tf import faces
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 from fer_tf.serving import exported
 
 LANDMARK_SOURCES = ("dlib", "cnn")

@@ -4,7 +4,7 @@ then trains a single network against them beside the hard labels.
 """
 import numpy as np
 
-from fer_tf import evaluate
+from fer_tf.apps import evaluate
 from fer_tf.data import records, soft_labels
 
 

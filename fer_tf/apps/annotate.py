@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from fer_tf import atomic, outputs
+from fer_tf.core import atomic, outputs
 
 
 def _bgr(hex_colour):

@@ -8,7 +8,7 @@ the path and what to do:
 - a path that is, contains or (for folders that the command walks) lies inside one of the
   command's own inputs;
 - a path that cannot be written: a file where a folder is needed, or a read-only place.
-Replacement itself stays atomic (`fer_tf.atomic`): written beside, then renamed.
+Replacement itself stays atomic (`fer_tf.core.atomic`): written beside, then renamed.
 """
 import contextlib
 import glob
@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 
-from fer_tf.errors import FerTfError
+from fer_tf.core.errors import FerTfError
 
 # Each kind: how fer-tf recognises its own output of that kind (False for anything else).
 RECORDS_FORMAT = "fer-tf-records/1"
