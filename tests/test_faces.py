@@ -112,8 +112,8 @@ def test_truncated_image():
 
 
 def test_the_command_line_offers_every_detector_with_the_pipeline_default_first():
-    from fer_tf.apps import cli
-    assert cli.DETECTORS == faces.DETECTORS and cli.DETECTORS[0] == faces.DEFAULT_DETECTOR
+    from fer_tf.apps.cli import flags
+    assert flags.DETECTORS == faces.DETECTORS and flags.DETECTORS[0] == faces.DEFAULT_DETECTOR
 
 
 @pytest.mark.parametrize("scene", ["photo", "close-up"])
