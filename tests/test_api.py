@@ -70,8 +70,8 @@ def test_results_are_typed_with_dict_and_dataframe(lenet_analyzer):
 
 def test_bad_items_are_reported_and_the_rest_analysed(lenet_analyzer, tmp_path, monkeypatch):
     calls = []
-    original = lenet_analyzer.model.predict_faces
-    monkeypatch.setattr(lenet_analyzer.model, "predict_faces",
+    original = lenet_analyzer.model.predict_faces_and_smiles
+    monkeypatch.setattr(lenet_analyzer.model, "predict_faces_and_smiles",
                         lambda faces: calls.append(len(faces)) or original(faces))
     blank = np.full((200, 200), 90, np.uint8)
     items = [scene(), str(tmp_path / "missing.jpg"), b"not an image", np.zeros((4, 4), np.float32),

@@ -92,3 +92,20 @@ def test_training_starts_from_dlibs_weights(sample_records, tmp_path):
     folded = dlib_resnet.folded_weights(dlib_resnet_weights.read())
     for name in ("conv1", "stage5_block1_conv2"):
         np.testing.assert_allclose(reader.get_tensor(f"{name}/kernel"), folded[name][0], atol=1e-5)
+
+
+@pytest.mark.parametrize("mode, trained", [
+    ("features", {"fer_fc1", "probabilities"}),
+    ("finetune", {"fer_fc1", "probabilities", "stage5_block1_conv1", "stage5_block1_conv2"})])
+def test_the_keras_route_trains_what_the_seed_trained(mode, trained):
+    from fer_tf.models import dlib_resnet, dlib_resnet_weights
+    from fer_tf.training.tasks import Options
+    params = {**dlib_resnet.KERAS_SPEC.default_hparams(), "dlib_mode": mode}
+    model = dlib_resnet.keras_classifier(7, params)
+    assert {layer.name for layer in model.layers if layer.trainable and layer.weights} == trained
+    lines = []
+    dlib_resnet.load_keras_weights(model, Options(log=lines.append))
+    folded = dlib_resnet.folded_weights(dlib_resnet_weights.read())
+    for name in ("conv1", "stage3_block2_conv1", "stage5_block1_conv2"):
+        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0], folded[name][0])
+    assert "into 29 layers" in lines[0]

@@ -24,13 +24,13 @@ def export(lenet_export):
 def count_calls(monkeypatch):
     """Count the model calls predict makes (the real call still runs)."""
     calls = []
-    original = exported.ExportedModel.predict_faces
+    original = exported.ExportedModel.predict_faces_and_smiles     # predict_faces calls it too
 
     def counted(self, faces):
         calls.append(len(faces))
         return original(self, faces)
 
-    monkeypatch.setattr(exported.ExportedModel, "predict_faces", counted)
+    monkeypatch.setattr(exported.ExportedModel, "predict_faces_and_smiles", counted)
     return calls
 
 

@@ -82,3 +82,88 @@ def test_the_serving_cut_of_the_graph_serves_like_the_whole_saved_model(name):
     kept = cut.session.graph.as_graph_def().node
     assert not {"VarIsInitializedOp", "SaveV2"} & {node.op for node in kept}
     assert len(kept) < 0.6 * len(meta_graph.graph_def.node), (len(kept), len(meta_graph.graph_def.node))
+
+
+# ---- behaviour pinned when shipped (tools/pin_shipped_models.py) --------------------------------
+PINNED = json.load(open(os.path.join(DATA, "shipped_behaviour.json")))
+# Far below what separates two exports, or one export with and without its views, prior
+# correction or weight storage (checked below), far above run-to-run noise (~1e-6).
+PIN_TOLERANCE = 2e-4
+
+
+def sample_test_faces(records_dir):
+    faces = []
+    for encoded, _ in records.iter_split(records_dir, "test", 256):
+        faces += [cv2.imdecode(np.frombuffer(e, np.uint8), 0)[..., None] for e in encoded]
+    return np.stack(faces)
+
+
+def storage_of(path):
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    names = {n.split("/")[-1] for n in reader.get_variable_to_shape_map()}
+    dtypes = set(map(str, reader.get_variable_to_dtype_map().values()))
+    if any(n.endswith("_scale") for n in names) and "<dtype: 'int8'>" in dtypes:
+        return "int8"
+    return "float16" if "<dtype: 'float16'>" in dtypes else "float32"
+
+
+def test_every_shipped_classifier_is_pinned():
+    assert set(CLASSIFIERS) == set(PINNED) - {"_about"}, "run tools/pin_shipped_models.py"
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_shipped_behaviour_matches_what_was_pinned(name, sample_records):
+    pinned = PINNED[name]
+    path = os.path.join(MODELS, name)
+    model = exported.ExportedModel(path)
+    members = model.meta.get("members") or [model.meta]
+    assert model.meta["model"] == pinned["model"]
+    assert model.meta["label_set"]["name"] == pinned["label_set"]
+    assert list(model.meta["image_size"]) == pinned["image_size"]
+    assert [(m.get("hparams") or {}).get("tta", "none") for m in members] == pinned["views"]
+    assert (model.meta.get("prior_correction") or {}).get("tau") == pinned["prior_tau"]
+    assert model.has_smile == pinned["smile_head"]
+    assert storage_of(path) == pinned["storage"]
+    probabilities, smiles = model.predict_faces_and_smiles(sample_test_faces(sample_records))
+    np.testing.assert_allclose(probabilities, pinned["probabilities"], atol=PIN_TOLERANCE, rtol=0)
+    if pinned["smile"] is None:
+        assert smiles is None
+    else:
+        np.testing.assert_allclose(smiles, pinned["smile"], atol=PIN_TOLERANCE, rtol=0)
+
+
+def test_the_pins_tell_every_shipped_export_apart():
+    by_labels = {}
+    for name in CLASSIFIERS:
+        by_labels.setdefault(PINNED[name]["label_set"], []).append(name)
+    for names in by_labels.values():
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                gap = np.abs(np.array(PINNED[a]["probabilities"]) - PINNED[b]["probabilities"]).max()
+                assert gap > 50 * PIN_TOLERANCE, (a, b, gap)
+
+
+def test_the_pins_tell_the_default_from_its_other_settings(sample_records, tmp_path):
+    """The default rebuilt without its prior correction, without its test-time views, or with
+    float16 instead of int8 weights does not pass for the default."""
+    from fer_tf.serving import rebuild
+    path = os.path.join(MODELS, "default")
+    meta = exported.read_meta(path)
+    faces = sample_test_faces(sample_records)
+    pinned = np.array(PINNED["default"]["probabilities"])
+    variants = {"no prior correction": (rebuild.with_prior_correction(meta, 0, [1], "-"), "int8"),
+                "no views": (rebuild.with_tta(meta, "none") if meta["hparams"].get("tta") != "none"
+                             else None, "int8"),
+                "float16 storage": (meta, "float16")}
+    checked = 0
+    for what, (variant, storage) in variants.items():
+        if variant is None:
+            continue
+        out = str(tmp_path / what.replace(" ", "_"))
+        rebuild.write({**variant, "hparams": dict(variant["hparams"])}, {"": rebuild.weight_source(path)},
+                      out, storage)
+        got = exported.ExportedModel(out).predict_faces(faces)
+        assert np.abs(got - pinned).max() > 10 * PIN_TOLERANCE, what
+        checked += 1
+    assert checked >= 2

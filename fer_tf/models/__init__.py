@@ -49,6 +49,8 @@ class ModelSpec:
     description: str = ""
     task: str = "classification"      # fer_tf/training/tasks.py: what it learns and how it runs
     keras_model: callable = None      # Keras models: (num_classes, params) -> tf.keras.Model
+    # Keras models' pretrained weights: (model, run options) -> None; loads them or refuses.
+    keras_weights: callable = None
     # Pretrained start: (out_dir) -> prefix of a checkpoint whose variables are named like the
     # training graph's; a new run warm-starts from it unless --init-from says otherwise.
     pretrained: callable = None

@@ -33,6 +33,7 @@ STEM = ("conv1", 32, 7)                  # name, filters, size (stride 2, no pad
 STAGES = ((32, 3, 1), (64, 4, 2), (128, 3, 2), (256, 3, 2), (256, 1, 2))
 EMBEDDING = 128
 CHIP_SIZE = 150                          # the size of dlib's face chips
+IMAGE_SIZE = (48, 48, 1)                 # what the records, augmentation and serving carry
 
 
 def block_names():
@@ -150,7 +151,7 @@ def folded_weights(network):
     difference."""
     from fer_tf.models.dlib_resnet_weights import check_plan
     layers = check_plan(network, expected_layers())
-    convs = [STEM[0]] + [n for conv1, conv2, _, _ in block_names() for n in (conv1, conv2)]
+    convs = trunk_layer_names()
     con = [l for l in layers if l.kind == "con"]
     affine = [l for l in layers if l.kind == "affine"]
     weights = {}
@@ -192,11 +193,64 @@ SPEC = register(ModelSpec(
     name="dlib_resnet",
     build=build,
     normalize=normalize,
-    image_size=(48, 48, 1),
+    image_size=IMAGE_SIZE,
     hparams={"input_size": HParam(112, low=103), "smile_head": HParam(False), "optimizer": "adam", "learning_rate": 1e-4,
              "weight_decay": 0.0, "keep_prob": 0.8, "label_smoothing": 0.1, "epochs": 20},
     description="dlib's face-recognition ResNet-29 (face_recognition_models), fine-tuned; "
                 "48 px faces resized to input_size inside the graph",
     pretrained=pretrained_checkpoint,
     features=features,
+))
+
+
+# ---- the third seed's route: the same trunk as a Keras model through model_to_estimator ------
+# finetune: the last down block (stage 5) and the head train, the rest stays dlib's — the seed's
+# "fine-tune from a late block"; features: the whole trunk frozen, only the head trains.
+FINETUNE_FROM = "stage5_"
+
+
+def keras_classifier(num_classes, params):
+    """48 px grey faces in [0, 255] -> `probabilities`, with the seed's two new dense layers."""
+    mode = params["dlib_mode"]
+    size = params["input_size"]
+    image = tf.keras.Input(IMAGE_SIZE, name="image")
+    x = L.Lambda(lambda t: normalize(tf.image.resize(t, [size, size])), name="dlib_input")(image)
+    x = L.Dense(params["head_units"], activation="relu", name="fer_fc1")(trunk(x, KerasOps))
+    x = L.Dropout(1.0 - params["keep_prob"], name="fer_dropout")(x)
+    out = L.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    model = tf.keras.Model(image, out, name="dlib_resnet_fer")
+    for name in trunk_layer_names():
+        layer = model.get_layer(name)
+        layer.trainable = mode == "finetune" and name.startswith(FINETUNE_FROM)
+    return model
+
+
+def trunk_layer_names():
+    return [STEM[0]] + [n for conv1, conv2, _, _ in block_names() for n in (conv1, conv2)]
+
+
+def load_keras_weights(model, options):
+    """dlib's weights (affine folded) into the trunk's Keras layers; nothing is downloaded."""
+    from fer_tf.models import dlib_resnet_weights
+    path = dlib_resnet_weights.default_path()
+    weights = folded_weights(dlib_resnet_weights.read(path))
+    for name in trunk_layer_names():
+        model.get_layer(name).set_weights(weights[name])
+    options.log(f"loaded dlib's face-recognition ResNet into {len(trunk_layer_names())} layers "
+                f"from {path}")
+
+
+KERAS_SPEC = register(ModelSpec(
+    name="dlib_resnet_keras",
+    build=None,                     # a Keras model (keras_model) driven by model_to_estimator
+    normalize=normalize,
+    image_size=IMAGE_SIZE,
+    hparams={"dlib_mode": HParam("finetune", choices=("finetune", "features")),
+             "input_size": HParam(112, low=103), "learning_rate": 1e-4, "batch_size": 32,
+             "epochs": 5, "head_units": 512, "keep_prob": 0.5, "weight_decay": 0.0},
+    description="dlib's ResNet as a Keras model through model_to_estimator (the third seed's "
+                "route): features (trunk frozen) or finetune (stage 5 and the head)",
+    task="keras",
+    keras_model=keras_classifier,
+    keras_weights=load_keras_weights,
 ))

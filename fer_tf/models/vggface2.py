@@ -108,6 +108,13 @@ def set_trainable(model, mode):
         layer.trainable = layer.name not in frozen
 
 
+def _load_weights(model, options):
+    """--vggface2-weights (a local .h5), or random weights with --allow-random-init."""
+    from fer_tf.models import vggface2_weights      # it imports this module
+    vggface2_weights.load_or_refuse(model, options.vggface2_weights, options.allow_random_init,
+                                    options.log)
+
+
 SPEC = register(ModelSpec(
     name="vggface2",
     build=None,                     # a Keras model (keras_model) driven by model_to_estimator
@@ -122,6 +129,7 @@ SPEC = register(ModelSpec(
     keras_model=lambda num_classes, params: build_keras_model(
         num_classes, params["vggface2_mode"], width=params["width"],
         head_units=params["head_units"], keep_prob=params["keep_prob"]),
+    keras_weights=lambda model, options: _load_weights(model, options),
 ))
 
 

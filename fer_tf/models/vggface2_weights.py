@@ -99,3 +99,16 @@ def save_layout(model, path):
             group.attrs["weight_names"] = np.array([w.encode() for w in weight_names])
             for w, value in zip(weight_names, by_name[name].get_weights()):
                 group.create_dataset(w, data=value)
+
+
+def load_or_refuse(model, weights_path, allow_random_init, log):
+    if weights_path:
+        layers = load(model, weights_path)
+        log(f"loaded VGGFace2 weights into {layers} layers from {weights_path}")
+    elif allow_random_init:
+        log("WARNING: no --vggface2-weights: the ResNet50 starts from RANDOM weights. This is not "
+            "the seed's transfer learning and its results will not be the seed's.")
+    else:
+        raise FerTfError("--vggface2-weights PATH is required (keras-vggface's "
+                         "rcmalli_vggface_tf_notop_resnet50.h5; nothing is downloaded); pass "
+                         "--allow-random-init to train from random weights instead")

@@ -16,7 +16,7 @@ import tensorflow as tf
 from fer_tf.core import atomic
 from fer_tf.data import records
 from fer_tf.core.errors import FerTfError
-from fer_tf.models import vggface2
+from fer_tf.models import vggface2, vggface2_weights
 from fer_tf.core.outputs import META_FILE, RUN_META
 from fer_tf.serving import exported
 from fer_tf.serving import rebuild
@@ -36,7 +36,7 @@ def assemble_vggface2(model_dir, out, weights_path=None, allow_random_init=False
         raise FerTfError(f"--model-dir {model_dir}: no checkpoint; train the head first")
     model = vggface2.build_keras_model(len(classes), "features", width=hp["width"],
                                        head_units=hp["head_units"], keep_prob=hp["keep_prob"])
-    keras_estimator.load_or_refuse(model, weights_path, allow_random_init, log)
+    vggface2_weights.load_or_refuse(model, weights_path, allow_random_init, log)
     reader = tf.train.load_checkpoint(checkpoint)
     for name in ("fer_fc1", "probabilities"):
         model.get_layer(name).set_weights([reader.get_tensor(f"{name}/kernel"),

@@ -12,11 +12,11 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from fer_tf.core import atomic
-from fer_tf.training import inputs, keras_estimator
+from fer_tf.training import inputs
 from fer_tf.training.config import RunSpec
 from fer_tf.data import records
 from fer_tf.core.errors import FerTfError
-from fer_tf.models import vggface2
+from fer_tf.models import vggface2, vggface2_weights
 
 SPLITS = ("train", "eval", "test")
 
@@ -31,7 +31,7 @@ def feature_example(feature, label, source_row):
 
 def feature_extractor(num_classes, weights_path, allow_random_init, width=1.0, log=print):
     model = vggface2.build_keras_model(num_classes, "features", width=width)
-    keras_estimator.load_or_refuse(model, weights_path, allow_random_init, log)
+    vggface2_weights.load_or_refuse(model, weights_path, allow_random_init, log)
     return tf.keras.Model(model.input, model.get_layer("avg_pool").output)
 
 

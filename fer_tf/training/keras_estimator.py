@@ -9,8 +9,7 @@ import tempfile
 import tensorflow as tf
 
 from fer_tf.training import model_fn, receivers
-from fer_tf.models import vggface2_weights
-from fer_tf.core.errors import FerTfError
+from fer_tf import models
 from fer_tf.models import vggface2
 
 
@@ -44,19 +43,6 @@ def with_class_outputs(keras_model_fn, class_names):
     return wrapped
 
 
-def load_or_refuse(model, weights_path, allow_random_init, log):
-    if weights_path:
-        layers = vggface2_weights.load(model, weights_path)
-        log(f"loaded VGGFace2 weights into {layers} layers from {weights_path}")
-    elif allow_random_init:
-        log("WARNING: no --vggface2-weights: the ResNet50 starts from RANDOM weights. This is not "
-            "the seed's transfer learning and its results will not be the seed's.")
-    else:
-        raise FerTfError("--vggface2-weights PATH is required (keras-vggface's "
-                         "rcmalli_vggface_tf_notop_resnet50.h5; nothing is downloaded); pass "
-                         "--allow-random-init to train from random weights instead")
-
-
 def to_estimator(model, config, params, run):
     """Compile, model_to_estimator, and wrap for the shared signature and metrics."""
     classes = list(run.classes)
@@ -76,11 +62,13 @@ def to_estimator(model, config, params, run):
                                   warm_start_from=keras_est._warm_start_settings)
 
 
-def vggface2_estimator(config, params, run, weights_path=None, allow_random_init=False, log=print):
-    model = vggface2.build_keras_model(
-        len(run.classes), params["vggface2_mode"], run.image_size, width=params["width"],
-        head_units=params["head_units"], keep_prob=params["keep_prob"])
-    load_or_refuse(model, weights_path, allow_random_init, log)
+def keras_estimator(config, params, run, options):
+    """A registered Keras model (ModelSpec.keras_model), its pretrained weights loaded by its own
+    ModelSpec.keras_weights (which may refuse, e.g. without --vggface2-weights)."""
+    spec = models.get(run.model)
+    model = spec.keras_model(len(run.classes), params)
+    if spec.keras_weights:
+        spec.keras_weights(model, options)
     return to_estimator(model, config, params, run)
 
 

@@ -57,8 +57,7 @@ def _estimator(make_model_fn):
 
 def _keras(config, params, run, options):
     from fer_tf.training import keras_estimator      # Keras pulls in more; load it on demand
-    return keras_estimator.vggface2_estimator(config, params, run, options.vggface2_weights,
-                                              options.allow_random_init, options.log)
+    return keras_estimator.keras_estimator(config, params, run, options)
 
 
 def _keras_head(config, params, run, options):
