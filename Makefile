@@ -28,7 +28,7 @@ PORT    ?= 6006
 RECORDS_FLAGS ?=
 TRAIN_FLAGS   ?=
 
-.PHONY: setup demo records train cv eval export predict tensorboard test bench clean-demo docs
+.PHONY: setup demo records train cv eval export predict tensorboard test test-quick bench clean-demo docs
 
 $(VENV)/.installed: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -79,6 +79,10 @@ tensorboard: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# The tests a full run measured under 2 s each (tests/data/slow_tests.txt), for development.
+test-quick: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 bench: setup
 	$(BIN)/python bench/bench_backbone.py --csv $(DATA)

@@ -14,6 +14,21 @@ FACE_PNG = os.path.join(DATA, "face_happy.png")
 TWO_FACES = os.path.join(DATA, "two_faces.jpg")     # GENKI-4K file0001 (smile) + file2500 side by side
 
 
+SLOW_TESTS = os.path.join(DATA, "slow_tests.txt")     # tools/slow_tests.py writes it
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests a full run measured as slow (setup + call over 2 s): `make test-quick`
+    runs the rest."""
+    if not os.path.exists(SLOW_TESTS):
+        return
+    with open(SLOW_TESTS) as f:
+        slow = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
+
+
 def sample_rows():
     """[(emotion, pixels string, usage)] of the bundled sample, in file order."""
     with gzip.open(SAMPLE_CSV, "rt") as f:

@@ -45,15 +45,21 @@ def test_each_fold_is_scored_by_a_head_that_never_saw_it(rng):
     assert not np.allclose(again[1], held_out[1])
 
 
-def test_smile_head_export_gives_expression_and_smile_in_one_call(sample_records, genki_smile_records,
-                                                                   tmp_path, capsys):
+# dlib_resnet: its pooled trunk, whole faces; vgg (thin): its last hidden layer, 40 px centre crops
+# and flip views, as exported.
+@pytest.mark.parametrize("model, overrides", [
+    ("dlib_resnet", {}),
+    ("vgg", {"widths": [8, 8, 8, 8], "fc_units": [16], "tta": "flip"})])
+def test_smile_head_export_gives_expression_and_smile_in_one_call(model, overrides, sample_records,
+                                                                   genki_smile_records, tmp_path, capsys):
     from fer_tf.apps import cli
     from fer_tf.apps.analyzer import Analyzer
     from fer_tf.data import records
     from fer_tf.serving import exported
     from fer_tf.training import run
-    _, export = run.train("dlib_resnet", sample_records, str(tmp_path / "run"), max_steps=1,
-                          overrides={"batch_size": 8}, log=lambda *_: None)
+    _, export = run.train(model, sample_records, str(tmp_path / "run"), max_steps=1,
+                          overrides={"batch_size": 8, **overrides}, log=lambda *_: None)
+    views = 2 if overrides.get("tta") == "flip" else 1
     out = str(tmp_path / "with_smile")
     assert cli.main(["smile-head", export, "--data", genki_smile_records, "--out", out]) == 0
     printed = capsys.readouterr().out
@@ -64,12 +70,14 @@ def test_smile_head_export_gives_expression_and_smile_in_one_call(sample_records
     # features of both views and averaged (same decode: the image-bytes signature).
     reader = tf.train.load_checkpoint(f"{out}/variables/variables")
     w, b = reader.get_tensor("smile_logits/kernel")[:, 0], reader.get_tensor("smile_logits/bias")[0]
-    [(views, _)] = smile_head.trunk_features(export, genki_smile_records, ["fold0"])
-    views = views[:, :1]                 # trained without test-time views: the face alone
+    [(features, _)] = smile_head.trunk_features(export, genki_smile_records, ["fold0"])
+    features = features[:, :views]       # the views the export averages
     encoded, _ = next(records.iter_split(genki_smile_records, "fold0", 256))
     served = model._signatures(exported.SERVING_DEFAULT, image_bytes=np.array(list(encoded), dtype=object))
-    np.testing.assert_allclose(served["smile"], smile_head.smile_probability(views, w, b), atol=2e-5)
+    np.testing.assert_allclose(served["smile"], smile_head.smile_probability(features, w, b), atol=2e-5)
     assert served["probabilities"].shape == (len(encoded), 7)
+    np.testing.assert_allclose(served["probabilities"], exported.ExportedModel(export).predict(encoded),
+                               atol=1e-5)       # the expression output is the source export's
     # One call gives both; the export it was made from has no smile.
     face = (np.arange(48 * 48).reshape(48, 48, 1) % 251).astype(np.uint8)
     probabilities, smiles = model.predict_faces_and_smiles(face[None])

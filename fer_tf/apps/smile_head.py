@@ -18,6 +18,7 @@ from fer_tf import models
 from fer_tf.data import preprocess, records
 from fer_tf.core.errors import FerTfError
 from fer_tf.serving import exported, rebuild
+from fer_tf.training import model_fn
 from fer_tf.training.receivers import INPUT_KEY
 
 v1 = tf.compat.v1
@@ -115,8 +116,10 @@ def trunk_features(export_dir, data_dir, splits, batch_size=128):
         image_bytes = v1.placeholder(tf.string, [None], name=INPUT_KEY)
         images = tf.map_fn(lambda b: preprocess.decode_image(b, height, width, channels),
                            image_bytes, fn_output_signature=tf.float32)
-        both = tf.concat([images, tf.reverse(images, axis=[2])], axis=0)
-        pooled = spec.features(spec.normalize(both), meta["hparams"])
+        # The face and its mirror image, cut as the export cuts its views (centre crop).
+        both, _ = model_fn.crop_views(images, meta["hparams"].get("crop_size") or 0, "flip")
+        pooled = spec.features(spec.normalize(both), meta["hparams"],
+                               len(meta["label_set"]["classes"]))
         with v1.Session() as sess:
             rebuild.load_weights(sess, {"": rebuild.weight_source(export_dir)})
             result = []
@@ -158,7 +161,7 @@ def check_inputs(model_path, data_dir):
     meta = exported.read_meta(source)
     if meta["model"] == "ensemble" or models.get(meta["model"]).features is None:
         raise FerTfError(f"--model {model_path}: a {meta['model']} export; a smile head needs a "
-                         "single network with a shared trunk (e.g. dlib_resnet)")
+                         "single network that declares its features (dlib_resnet, vgg)")
     manifest = records.read_manifest(data_dir)
     classes = manifest["label_set"]["classes"]
     if "smile" not in classes or len(classes) != 2:

@@ -54,7 +54,7 @@ class ModelSpec:
     # Pretrained start: (out_dir) -> prefix of a checkpoint whose variables are named like the
     # training graph's; a new run warm-starts from it unless --init-from says otherwise.
     pretrained: callable = None
-    # (normalised images, params) -> pooled trunk features: a smile head can share the trunk
+    # (normalised images, params, num_classes) -> the features a smile head can share
     # (fer-tf smile-head fits SMILE_HEAD on them; the build adds it with params["smile_head"]).
     features: callable = None
 

@@ -22,13 +22,21 @@ def conv_pool_stages(x, stages, is_training):
     return x
 
 
-def dense_head(x, units, keep_prob, is_training, num_classes):
+def dense_head(x, units, keep_prob, is_training, num_classes, with_features=False):
     """flatten -> (dense -> batch norm -> ReLU -> dropout) per entry of `units` -> logits;
-    variables fc1, fc1_bn, ..., logits."""
-    x = layers.flatten(x)
+    variables fc1, fc1_bn, ..., logits. with_features: (logits, the last hidden layer before its
+    dropout), for a second head on the same features."""
+    x = hidden = layers.flatten(x)
     for j, width in enumerate(units, start=1):
         x = layers.dense(x, width, use_bias=False, name=f"fc{j}")
         x = layers.batch_normalization(x, training=is_training, name=f"fc{j}_bn")
-        x = tf.nn.relu(x)
+        x = hidden = tf.nn.relu(x)
         x = layers.dropout(x, rate=1.0 - keep_prob, training=is_training)
-    return layers.dense(x, num_classes, name="logits")
+    logits = layers.dense(x, num_classes, name="logits")
+    return (logits, hidden) if with_features else logits
+
+
+def smile_head(features):
+    """A logistic smile head on a network's features (fitted by `fer-tf smile-head`) -> logit [N]."""
+    from fer_tf.models import SMILE_HEAD
+    return layers.dense(features, 1, name=SMILE_HEAD)[:, 0]

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_tf.core.hparams import HParam
-from fer_tf.models import SMILE_HEAD, ModelSpec, register
+from fer_tf.models import ModelSpec, blocks, register
 
 L = tf.keras.layers
 
@@ -39,8 +39,8 @@ IMAGE_SIZE = (48, 48, 1)                 # what the records, augmentation and se
 def block_names():
     """(conv1 name, conv2 name, stride) of every residual block in forward order."""
     names = []
-    for s, (filters, blocks, stride) in enumerate(STAGES, start=1):
-        for b in range(1, blocks + 1):
+    for s, (filters, count, stride) in enumerate(STAGES, start=1):
+        for b in range(1, count + 1):
             base = f"stage{s}_block{b}"
             names.append((f"{base}_conv1", f"{base}_conv2", stride if b == 1 else 1, filters))
     return names
@@ -162,7 +162,7 @@ def folded_weights(network):
     return {k: [np.ascontiguousarray(v, np.float32) for v in vs] for k, vs in weights.items()}
 
 
-def features(images, params):
+def features(images, params, num_classes=None):
     """Normalised faces -> the trunk's 256-d pooled features at params["input_size"]."""
     size = params["input_size"]
     return trunk(tf.image.resize(images, [size, size], method="bilinear"), GraphOps)
@@ -178,8 +178,7 @@ def build(images, num_classes, is_training, params):
     if not params.get("smile_head"):
         return logits
     # A logistic smile head on the same features, fitted by `fer-tf smile-head` (GENKI-4K).
-    smile = tf.compat.v1.layers.dense(x, 1, name=SMILE_HEAD)
-    return {"logits": logits, "smile_logit": smile[:, 0]}
+    return {"logits": logits, "smile_logit": blocks.smile_head(x)}
 
 
 def pretrained_checkpoint(out_dir):

@@ -178,8 +178,10 @@ class ExportedModel:
 
     @property
     def has_smile(self):
-        """True for an export whose one network also gives P(smile) (fer-tf smile-head)."""
-        return bool(self.meta.get("smile_head"))
+        """True for an export that also gives P(smile) from its expression network (fer-tf
+        smile-head), or from an ensemble member's."""
+        members = self.meta.get("members") or [self.meta]
+        return any((m.get("hparams") or {}).get("smile_head") for m in members)
 
     def predict_faces(self, faces):
         """Probabilities of uint8 faces [N, H, W, C] at the export's image_size."""
