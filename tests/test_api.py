@@ -54,8 +54,9 @@ def test_bgr_arrays_are_flipped_to_rgb(lenet_analyzer):
 def test_results_are_typed_with_dict_and_dataframe(lenet_analyzer):
     result = lenet_analyzer.analyze(scene())
     face = result.faces[0]
-    assert face.classes == labels.FER7.classes
-    assert set(face.emotions) == set(labels.FER7.classes)
+    # FER2013's class order (Kaggle's emotion ids 0-6), written out.
+    assert face.classes == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert list(face.emotions) == list(face.classes)
     assert abs(sum(face.emotions.values()) - 1) < 1e-4
     assert face.label == max(face.emotions, key=face.emotions.get)
     assert face.landmarks.shape == (68, 2) and 0 < face.score

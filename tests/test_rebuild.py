@@ -72,6 +72,13 @@ def test_ensemble_of_one_is_the_member_and_of_two_is_the_weighted_mean(
     np.testing.assert_allclose(two.predict(encoded), (3 * member + other) / 4, atol=1e-6)
     meta = two.meta
     assert meta["model"] == "ensemble" and [m["model"] for m in meta["members"]] == ["lenet7", "vgg"]
+    # An ensemble as a member is taken apart: (2 * two + 1 * other) / 3, three networks.
+    nested = exported.ExportedModel(export.ensemble([str(tmp_path / "two"), crop_run],
+                                                    str(tmp_path / "nested"), weights=[2.0, 1.0]))
+    np.testing.assert_allclose(nested.predict(encoded), (2 * (3 * member + other) / 4 + other) / 3,
+                               atol=1e-6)
+    assert [(m["model"], round(m["weight"], 4)) for m in nested.meta["members"]] == [
+        ("lenet7", 1.5), ("vgg", 0.5), ("vgg", 1.0)]
 
 
 def test_ensemble_refuses_mismatched_label_sets(lenet_export, tmp_path):

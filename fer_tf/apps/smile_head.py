@@ -22,7 +22,7 @@ from fer_tf.training import model_fn
 from fer_tf.training.receivers import INPUT_KEY
 
 v1 = tf.compat.v1
-L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 INNER_FOLDS = 3
 VIEWS = {"none": 1, "flip": 2}      # the export's test-time views -> views scored
 

@@ -118,15 +118,30 @@ def export(model_dir, out, float16=False, tta=None, int8=False, prior=None):
 
 def ensemble(member_paths, out, weights=None, float16=False, tta=None, int8=False, prior=None):
     """One SavedModel averaging the members' probabilities (weighted), same signatures; a prior
-    correction (tau, records) applies to the average."""
-    metas, readers = [], {}
-    for k, path in enumerate(member_paths):
+    correction (tau, records) applies to the average. A member that is an ensemble itself is
+    taken apart: its members join with its weight shared out as it weighted them."""
+    weights = weights or [1.0] * len(member_paths)
+    if len(weights) != len(member_paths):
+        raise FerTfError(f"--weights: give one positive weight per member ({len(member_paths)})")
+    metas, readers, flat_weights = [], {}, []
+    for path, weight in zip(member_paths, weights):
         source = exported.resolve_export(path, "members:")
         meta = exported.read_meta(source)
-        meta["path"] = path
-        metas.append(meta)
-        readers[f"member{k}"] = rebuild.weight_source(source)
-    meta = with_prior(rebuild.with_tta(rebuild.ensemble_meta(metas, weights), tta), prior)
+        if meta["model"] == "ensemble":
+            if meta.get("prior_correction"):
+                raise FerTfError(f"{path}: carries a prior correction; ensemble uncorrected exports "
+                                 "and give the ensemble --prior-tau instead")
+            inner = sum(m["weight"] for m in meta["members"])
+            parts = [({**m, "label_set": meta["label_set"], "path": f"{path}#member{k}"},
+                      rebuild.PrefixReader(rebuild.weight_source(source), f"member{k}/"),
+                      weight * m["weight"] / inner) for k, m in enumerate(meta["members"])]
+        else:
+            parts = [({**meta, "path": path}, rebuild.weight_source(source), weight)]
+        for member, reader, share in parts:
+            readers[f"member{len(metas)}"] = reader
+            metas.append(member)
+            flat_weights.append(share)
+    meta = with_prior(rebuild.with_tta(rebuild.ensemble_meta(metas, flat_weights), tta), prior)
     with atomic.atomic_directory(out) as tmp:
         os.rmdir(tmp)
         rebuild.write(meta, readers, tmp, storage_of(float16, int8))

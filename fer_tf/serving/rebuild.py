@@ -248,6 +248,20 @@ def weight_source(export_dir):
     return tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
 
 
+class PrefixReader:
+    """An ensemble member's weights inside an ensemble export (`memberK/...`), read as a
+    checkpoint of its own."""
+
+    def __init__(self, reader, prefix):
+        self.reader, self.prefix = reader, prefix
+
+    def has_tensor(self, name):
+        return self.reader.has_tensor(self.prefix + name)
+
+    def get_tensor(self, name):
+        return self.reader.get_tensor(self.prefix + name)
+
+
 def quantize(weights):
     """float kernel -> (int8 values, float32 scale per output channel): symmetric, round to
     nearest, so the largest magnitude of each channel maps to 127."""
@@ -352,5 +366,5 @@ def ensemble_meta(member_metas, weights=None):
             "image_size": [int(v) for v in sizes.max(axis=0)], "input": INPUT_KEY,
             "members": [{"model": m["model"], "hparams": m["hparams"],
                          "image_size": m["image_size"], "weight": float(w),
-                         "source": os.path.basename(os.path.normpath(m["path"]))}
+                         "source": m.get("source") or os.path.basename(os.path.normpath(m["path"]))}
                         for m, w in zip(member_metas, weights)]}
