@@ -105,7 +105,7 @@ def test_bad_hparams_flag(sample_records, tmp_path):
 
 
 def test_hparams_values_parse():
-    from fer_tf.apps.cli import parse_hparams
+    from fer_tf.apps.cli.flags import parse_hparams
     assert parse_hparams(["batch_norm=false", "attention=True", "keep_prob=0.6", "loss=votes",
                      "filters=[32,64]"]) == {"batch_norm": False, "attention": True,
                                              "keep_prob": 0.6, "loss": "votes", "filters": [32, 64]}
@@ -172,7 +172,7 @@ def test_vggface2_weights_flag_errors(sample_records, tmp_path):
 def test_the_command_line_loads_tensorflow_without_pandas_and_pandas_still_imports_after():
     """Keras imports pandas only to fit DataFrames (0.3 s of a cold start); the CLI keeps it out
     while TensorFlow loads, and fer-tf's own uses (`to_pandas`) still import it."""
-    code = ("import sys\nfrom fer_tf import logs\nlogs.setup(command_line=True)\n"
+    code = ("import sys\nfrom fer_tf.core import logs\nlogs.setup(command_line=True)\n"
             "assert 'tensorflow' in sys.modules and 'pandas' not in sys.modules\n"
             "import pandas\nprint(pandas.DataFrame({'a': [1]}).shape)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -185,7 +185,7 @@ def test_the_command_line_loads_tensorflow_without_setuptools_and_puts_its_hook_
     code = ("import sys\nhack = sys.modules.get('_distutils_hack')\n"
             "if getattr(hack, 'DISTUTILS_FINDER', None) not in sys.meta_path:\n"
             "    print('no hook'); sys.exit()\n"
-            "from fer_tf import logs\nlogs.setup(command_line=True)\n"
+            "from fer_tf.core import logs\nlogs.setup(command_line=True)\n"
             "assert 'tensorflow' in sys.modules and 'setuptools' not in sys.modules\n"
             "assert hack.DISTUTILS_FINDER in sys.meta_path\nprint('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
