@@ -104,11 +104,18 @@ def test_no_detect_takes_pictures_as_faces(lenet_export):
     assert len(result.faces) == 1 and result.faces[0].box == (0, 0, 48, 48)
 
 
+def exported_smile():
+    from fer_tf.serving import exported
+    return exported.shipped_model("smile")
+
+
 def test_shipped_models_on_a_real_photo():
-    """The default Analyzer — shipped expression and smile models — on two GENKI-4K photos side
-    by side (tests/data/two_faces.jpg: a smiling face left, a neutral one right)."""
+    """The default Analyzer — the shipped default, whose one network gives expression and smile —
+    on two GENKI-4K photos side by side (tests/data/two_faces.jpg: a smiling face left, a neutral
+    one right)."""
     default = fer_tf.Analyzer()
-    assert default.smile_model.label_set == labels.SMILE2
+    assert default.smile_from_model and default.smile_model is None
+    assert fer_tf.Analyzer(smile=exported_smile()).smile_model.label_set == labels.SMILE2
     left, right = sorted(default.analyze(TWO_FACES).faces, key=lambda f: f.box[0])
     assert (left.label, right.label) == ("happy", "neutral")
     assert left.smile > 0.9 and right.smile < 0.1

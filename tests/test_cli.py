@@ -156,7 +156,8 @@ def test_eval_export_predict_commands(session_export, sample_records, tmp_path):
     header, row = header.split(","), row.split(",")
     assert header[:9] == ["path", "frame", "face", "left", "top", "right", "bottom", "label",
                           "angry"] and header[-2:] == ["smile", "error"] and len(row) == 17
-    assert 0 <= float(row[header.index("smile")]) <= 1       # the shipped smile model, by default
+    # The bundled face smiles (the shipped smile model says 0.96): 1 - smile would fail.
+    assert 0.8 < float(row[header.index("smile")]) <= 1
 
 
 def test_vggface2_weights_flag_errors(sample_records, tmp_path):
