@@ -181,6 +181,7 @@ CASES = {
     "predict-upsample-negative": ("predict {face} --model {export} --upsample -1", 2, ["--upsample"]),
     "predict-max-frames-negative": ("predict {face} --model {export} --max-frames -1", 2, ["--max-frames"]),
     "predict-max-frames-0": ("predict {face} --model {export} --max-frames 0", 2, ["--max-frames"]),
+    "predict-precision-unknown": ("predict {face} --model {export} --precision fp16", 2, ["--precision", "fp16"]),
     "predict-format-unknown": ("predict {face} --model {export} --format xml", 2, ["--format"]),
     "predict-output-user-file": ("predict {face} --model {export} --output {user}/notes.txt", 1, ["--output", "not a fer-tf predict output"]),
     "predict-output-folder": ("predict {face} --model {export} --output {user}", 1, ["--output", "is a folder"]),

@@ -160,3 +160,21 @@ def test_the_pins_tell_the_default_from_its_other_settings(sample_records, tmp_p
         rebuild.write(variant, {"": rebuild.weight_source(path)}, out, "int8")
         got = exported.ExportedModel(out).predict_faces(faces)
         assert np.abs(got - pinned).max() > 10 * PIN_TOLERANCE, what
+
+
+def test_bf16_arithmetic_is_what_auto_picks_on_such_cpus_and_stays_close(sample_records, monkeypatch):
+    """`precision="auto"` (predict and the Analyzer) runs the CPU graph in bfloat16 where the
+    CPU has it natively; the answers stay within 0.02 of float32 on the sample's faces."""
+    from fer_tf.core.errors import FerTfError
+    monkeypatch.setattr(exported, "cpu_has_bf16", lambda: True)
+    assert exported.resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(exported, "cpu_has_bf16", lambda: False)
+    assert exported.resolve_precision("auto") == "float32"
+    with pytest.raises(FerTfError, match="precision='fp16'"):
+        exported.resolve_precision("fp16")
+    faces = sample_test_faces(sample_records)
+    path = os.path.join(MODELS, "default")
+    full, full_smile = exported.ExportedModel(path).predict_faces_and_smiles(faces)
+    half, half_smile = exported.ExportedModel(path, precision="bf16").predict_faces_and_smiles(faces)
+    assert np.abs(half - full).max() < 0.02 and np.abs(half_smile - full_smile).max() < 0.02
+    assert (half.argmax(axis=1) == full.argmax(axis=1)).mean() >= 0.95

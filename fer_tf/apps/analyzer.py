@@ -177,7 +177,7 @@ class Analyzer:
 
     def __init__(self, model=None, smile=True, landmarks="dlib", detector=faces.DEFAULT_DETECTOR,
                  landmarks_model=None, detect=True, upsample=None, batch_size=64, workers=1,
-                 align_points=68, optimize=True):
+                 align_points=68, optimize=True, precision="auto"):
         if landmarks not in LANDMARK_SOURCES + (None,):
             raise FerTfError(f"landmarks={landmarks!r}: use 'dlib', 'cnn' or None")
         if detector not in faces.DETECTORS:
@@ -185,14 +185,15 @@ class Analyzer:
         if align_points not in faces.ALIGN_POINTS:
             raise FerTfError(f"align_points={align_points!r}: use 68 or 5")
         self.model = exported.ExportedModel(model or exported.shipped_model("default"),
-                                            optimize=optimize)
+                                            optimize=optimize, precision=precision)
         self.classes = self.model.label_set.classes
         self.smile_model = None
         # An expression export with its own smile head answers both in one forward pass.
         self.smile_from_model = smile is True and self.model.has_smile
         if smile and not self.smile_from_model:
             self.smile_model = exported.ExportedModel(
-                exported.shipped_model("smile") if smile is True else smile, "--smile-model", optimize)
+                exported.shipped_model("smile") if smile is True else smile, "--smile-model", optimize,
+                precision)
             if "smile" not in self.smile_model.label_set.classes:
                 raise FerTfError(f"{self.smile_model.path}: a {self.smile_model.label_set.name} "
                                  "model, not a smile model")

@@ -58,9 +58,9 @@ def plot_confusion(matrix, class_names, path, title):
     plt.close(fig)
 
 
-def model_for_split(model_path, data_dir, split):
+def model_for_split(model_path, data_dir, split, precision="float32"):
     """(loaded export, manifest), checked: the split exists and the label sets match."""
-    model = exported.ExportedModel(model_path)
+    model = exported.ExportedModel(model_path, precision=precision)
     manifest = records.read_manifest(data_dir)
     try:
         records.resolve_split(manifest, split)
@@ -74,10 +74,10 @@ def model_for_split(model_path, data_dir, split):
     return model, manifest
 
 
-def split_probabilities(model_path, data_dir, split, batch_size=256):
+def split_probabilities(model_path, data_dir, split, batch_size=256, precision="float32"):
     """(loaded export, probabilities (N, classes), labels (N,)) of an export on a record split,
     checked like `evaluate`."""
-    model, _ = model_for_split(model_path, data_dir, split)
+    model, _ = model_for_split(model_path, data_dir, split, precision)
     probabilities, labels = [], []
     for encoded, batch_labels in records.iter_split(data_dir, split, batch_size):
         probabilities.append(model.predict(encoded))
@@ -111,16 +111,19 @@ def roc_auc(scores, labels):
     return (ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives)
 
 
-def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=None):
+def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=None,
+             precision="float32"):
     """Accuracy, recall and confusion of an export on a record split; with `tta` (flip or
-    ten_crop) the export is first rebuilt with those test-time views in its graph."""
+    ten_crop) the export is first rebuilt with those test-time views in its graph; precision
+    bf16: with the bfloat16 arithmetic `predict` uses where the CPU has it."""
     if tta:
         with tempfile.TemporaryDirectory(prefix="fer_tf_tta_") as work:
             rebuilt = export.export(model_path, os.path.join(work, "export"), tta=tta)
-            report = evaluate(rebuilt, data_dir, split, png, batch_size)
+            report = evaluate(rebuilt, data_dir, split, png, batch_size, precision=precision)
         report.update(model=model_path, tta=tta)
         return report
-    model, probabilities, labels = split_probabilities(model_path, data_dir, split, batch_size)
+    model, probabilities, labels = split_probabilities(model_path, data_dir, split, batch_size,
+                                                       precision)
     predictions = probabilities.argmax(axis=1)
     report = summarize(confusion_matrix(labels, predictions, model.label_set.num_classes),
                        model.label_set.classes)

@@ -3,7 +3,8 @@
 Each picture goes through the face pipeline (dlib detection, 68 landmarks, FER2013-framed
 alignment at the model's own input size), faces from many pictures are batched through the
 exported model, and every face is reported with its box, probabilities, top label and smile
-probability (the shipped smile model; `--no-smile` leaves it out). A thin layer over the Python
+probability (the expression model's own smile head, or the shipped smile model; `--no-smile`
+leaves it out); bfloat16 arithmetic where the CPU has it (`--precision`). A thin layer over the Python
 API (`fer_tf.apps.analyzer`): the same engine, plus files, folders, output formats and annotation. A file
 without a face is reported as such; an unreadable file is reported on its own line and the run
 carries on (exit status 1 at the end if any failed). `--no-detect` takes each image as a face
@@ -153,7 +154,7 @@ class Writer:
 def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=True,
         upsample=None, with_landmarks=False, stride=1, max_frames=None, batch_size=64,
         landmarks="dlib", landmarks_model=None, detector=faces.DEFAULT_DETECTOR, smile=False, workers=1,
-        align_points=68):
+        align_points=68, precision="auto"):
     """Returns a Summary (images, video frames, faces, failed files). `landmarks` says who
     places the 68 points used for alignment: dlib's predictor, or the project's landmark CNN
     (`landmarks_model`); `smile`: True for the shipped smile model, or a path. Results are
@@ -170,7 +171,8 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
     engine = analyzer.Analyzer(model_path, smile=smile, landmarks=shown,
                                landmarks_model=landmarks_model, detector=detector, detect=detect,
                                upsample=upsample, batch_size=batch_size, workers=workers,
-                               align_points=align_points, optimize=not one_photo)
+                               align_points=align_points, optimize=not one_photo,
+                               precision=precision)
     webcams = {path for kind, path in items if kind == "webcam"}
     summary = Summary()
     writer = Writer(fmt, engine.classes, output, with_landmarks, with_smile=bool(smile))
@@ -240,6 +242,6 @@ def main(args):
                   args.max_frames, landmarks=args.landmarks, landmarks_model=args.landmarks_model,
                   detector=args.detector, smile=not args.no_smile,
                   workers=args.workers or default_workers(args.detector),
-                  align_points=args.align)
+                  align_points=args.align, precision=args.precision)
     print(f"fer-tf predict: {summary}", file=sys.stderr)
     return 1 if summary.failed else 0

@@ -35,9 +35,14 @@ class Signatures:
     new graph: 40 % faster to load and to make the first call, but about 10 % slower per
     call afterwards — for a process that classifies one photo and exits."""
 
-    def __init__(self, path, flag="--model", optimize=True):
+    def __init__(self, path, flag="--model", optimize=True, precision="float32"):
         config = tf.compat.v1.ConfigProto()
         config.graph_options.rewrite_options.disable_meta_optimizer = not optimize
+        if resolve_precision(precision) == "bf16":
+            # oneDNN's bfloat16 auto-mixed-precision rewrite of the CPU graph: about twice the
+            # faces/s on CPUs with AVX-512 BF16 / AMX; weights and outputs stay float32.
+            rewrite = config.graph_options.rewrite_options
+            rewrite.auto_mixed_precision_onednn_bfloat16 = rewrite.ON
         try:
             meta_graph = read_meta_graph(path)
             graph_def, init_ops = serving_graph(meta_graph)
@@ -64,6 +69,29 @@ class Signatures:
         signature = self.signatures[name]
         return self.session.run({k: v.name for k, v in signature.outputs.items()},
                                 {signature.inputs[k].name: v for k, v in inputs.items()})
+
+
+PRECISIONS = ("auto", "float32", "bf16")
+
+
+def cpu_has_bf16():
+    """True on CPUs with native bfloat16 arithmetic (AVX-512 BF16 or AMX), read from the kernel's
+    CPU flags; elsewhere bfloat16 would be emulated, slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision):
+    """auto -> bf16 where the CPU computes it natively, else float32."""
+    if precision not in PRECISIONS:
+        raise FerTfError(f"precision={precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if cpu_has_bf16() else "float32"
+    return precision
 
 
 def read_meta_graph(path):
@@ -159,7 +187,7 @@ def read_meta(export_dir):
 class ExportedModel:
     """A loaded SavedModel: `predict(list of encoded images) -> probabilities (N, classes)`."""
 
-    def __init__(self, path, flag="--model", optimize=True):
+    def __init__(self, path, flag="--model", optimize=True, precision="float32"):
         self.path = resolve_export(path, flag)
         self.meta = read_meta(self.path)
         self.label_set = self.meta["label_set_obj"]
@@ -168,7 +196,8 @@ class ExportedModel:
         views = {(m.get("hparams") or {}).get("tta") or "none" for m in members}
         # An ensemble's members may each carry their own test-time views.
         self.tta = views.pop() if len(views) == 1 else "per_member"
-        self._signatures = Signatures(self.path, flag, optimize)
+        self.precision = resolve_precision(precision)
+        self._signatures = Signatures(self.path, flag, optimize, self.precision)
 
     def predict(self, encoded_images):
         """Probabilities (N, classes) of encoded images (PNG/JPEG/BMP bytes, any size)."""

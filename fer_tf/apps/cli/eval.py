@@ -11,7 +11,8 @@ def run(args):
     outputs.check(png, "png", "--confusion-png", inputs=[args.model, args.data])
     tta = "flip" if args.flip_tta else args.tta
     report = evaluate.evaluate(args.model, args.data, args.split, png=png,
-                               batch_size=args.batch_size, tta=None if tta == "none" else tta)
+                               batch_size=args.batch_size, tta=None if tta == "none" else tta,
+                               precision=args.precision)
     print(evaluate.format_report(report))
 
 
@@ -28,5 +29,7 @@ def add_parser(sub, parents):
                    help="test-time views averaged in the graph: the mirror image, or ten crops "
                         "(models trained on crops)")
     p.add_argument("--flip-tta", action="store_true", help="the same as --tta flip")
+    p.add_argument("--precision", choices=("float32", "bf16"), default="float32",
+                   help="bf16: score with the bfloat16 arithmetic `predict` uses on such CPUs")
     p.set_defaults(func=run)
 

@@ -37,6 +37,9 @@ def add_parser(sub, parents):
     p.add_argument("--align", type=int, choices=(68, 5), default=68,
                    help="with --detector dlib: align on the eyes of dlib's 68-point predictor "
                         "(the seed's pipeline) or its 5-point one (faster)")
+    p.add_argument("--precision", choices=("auto", "float32", "bf16"), default="auto",
+                   help="auto: bfloat16 arithmetic where the CPU has it (AVX-512 BF16, AMX), about "
+                        "twice the faces/s; float32 elsewhere")
     p.add_argument("--no-smile", action="store_true",
                    help="leave out the smile probability (the shipped smile model)")
     p.add_argument("--workers", type=whole(1, 64),
