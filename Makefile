@@ -80,7 +80,7 @@ tensorboard: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# The tests a full run measured under 2 s each (tests/data/slow_tests.txt), for development.
+# The tests a full run measured as quick (tests/data/slow_tests.txt lists the rest), for development.
 test-quick: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
 

@@ -18,7 +18,7 @@ SLOW_TESTS = os.path.join(DATA, "slow_tests.txt")     # tools/slow_tests.py writ
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the tests a full run measured as slow (setup + call over 2 s): `make test-quick`
+    """Mark the tests a full run measured as slow (tests/data/slow_tests.txt): `make test-quick`
     runs the rest."""
     if not os.path.exists(SLOW_TESTS):
         return

@@ -36,6 +36,11 @@ def train_accuracy_after(spec, images, labels, steps, lr=1e-3):
         loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(y, logits)
         with tf.control_dependencies(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)):
             train = tf.compat.v1.train.AdamOptimizer(lr).minimize(loss)
+        if spec.pretrained:          # a model that starts from pretrained weights starts there
+            import tempfile
+            prefix = spec.pretrained(tempfile.mkdtemp(prefix="fer_tf_pretrained_"))
+            names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+            tf.compat.v1.train.init_from_checkpoint(prefix, {name: name for name in names})
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             # Training-mode forward pass (batch statistics): what "fits the set" means here.

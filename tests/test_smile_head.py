@@ -83,7 +83,7 @@ def test_smile_head_export_gives_expression_and_smile_in_one_call(model, overrid
     probabilities, smiles = model.predict_faces_and_smiles(face[None])
     assert probabilities.shape == (1, 7) and smiles.shape == (1,)
     assert exported.ExportedModel(export).predict_faces_and_smiles(face[None])[1] is None
-    analyzer = Analyzer(out, detect=False, landmarks=None)
+    analyzer = Analyzer(out, detect=False, landmarks=None, precision="float32")
     assert analyzer.smile_model is None and analyzer.smile_from_model
     result = analyzer.analyze(np.repeat(face, 3, axis=2))
     np.testing.assert_allclose(result.faces[0].smile, smiles[0], atol=1e-6)
