@@ -178,3 +178,4 @@ def test_bf16_arithmetic_is_what_auto_picks_on_such_cpus_and_stays_close(sample_
     half, half_smile = exported.ExportedModel(path, precision="bf16").predict_faces_and_smiles(faces)
     assert np.abs(half - full).max() < 0.02 and np.abs(half_smile - full_smile).max() < 0.02
     assert (half.argmax(axis=1) == full.argmax(axis=1)).mean() >= 0.95
+    np.testing.assert_allclose(half.sum(axis=1), 1.0, atol=1e-5)     # renormalised

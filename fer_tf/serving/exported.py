@@ -203,7 +203,7 @@ class ExportedModel:
         """Probabilities (N, classes) of encoded images (PNG/JPEG/BMP bytes, any size)."""
         out = self._signatures(SERVING_DEFAULT,
                                **{INPUT_KEY: np.array(list(encoded_images), dtype=object)})
-        return out["probabilities"]
+        return self._sums_to_one(out["probabilities"])
 
     @property
     def has_smile(self):
@@ -226,7 +226,14 @@ class ExportedModel:
             return self.predict([encode_png(f[:, :, ::-1] if f.shape[-1] == 3 else f)
                                  for f in faces]), None
         out = self._signatures(FACES_SIGNATURE, **{FACES_SIGNATURE: faces})
-        return out["probabilities"], out.get("smile")
+        return self._sums_to_one(out["probabilities"]), out.get("smile")
+
+    def _sums_to_one(self, probabilities):
+        """bf16 arithmetic leaves a softmax's sum up to ~1e-3 from 1: renormalised in float32."""
+        if self.precision != "bf16":
+            return probabilities
+        probabilities = probabilities.astype(np.float32)
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
 
 
 class LandmarkModel:
