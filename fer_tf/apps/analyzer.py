@@ -156,9 +156,10 @@ def read_frames(source, stride=1, max_frames=None):
 class Analyzer:
     """Face detection, landmarks, expression and smile for pictures; build once, reuse.
 
-    model: the expression model (a SavedModel or model dir exported by fer-tf; None: the shipped
-        `default`). smile: True for the model's own smile head if it has one (one forward pass
-        per face), else the shipped smile model; a path for another smile model; False for none.
+    model: the expression model (a SavedModel or model dir exported by fer-tf, or an
+        `ExportedModel` already loaded; None: the shipped `default`). smile: True for the model's
+        own smile head if it has one (one forward pass per face), else the shipped smile model; a
+        path (or an ExportedModel) for another smile model; False for none.
     landmarks: "dlib" (dlib's 68-point predictor), "cnn" (the shipped compact landmark model, or
         the landmark SavedModel given as `landmarks_model`; it then also places the points that
         align each face) or None (no points reported; alignment still uses what it needs).
@@ -184,23 +185,27 @@ class Analyzer:
             raise FerTfError(f"detector={detector!r}: use {', '.join(faces.DETECTORS)}")
         if align_points not in faces.ALIGN_POINTS:
             raise FerTfError(f"align_points={align_points!r}: use 68 or 5")
-        self.model = exported.ExportedModel(model or exported.shipped_model("default"),
-                                            optimize=optimize, precision=precision)
+        self.model = (model if isinstance(model, exported.ExportedModel) else
+                      exported.ExportedModel(model or exported.shipped_model("default"),
+                                             optimize=optimize, precision=precision))
         self.classes = self.model.label_set.classes
         self.smile_model = None
         # An expression export with its own smile head answers both in one forward pass.
         self.smile_from_model = smile is True and self.model.has_smile
-        if smile and not self.smile_from_model:
+        if isinstance(smile, exported.ExportedModel):
+            self.smile_model = smile
+        elif smile and not self.smile_from_model:
             self.smile_model = exported.ExportedModel(
                 exported.shipped_model("smile") if smile is True else smile, "--smile-model", optimize,
                 precision)
-            if "smile" not in self.smile_model.label_set.classes:
-                raise FerTfError(f"{self.smile_model.path}: a {self.smile_model.label_set.name} "
-                                 "model, not a smile model")
+        if self.smile_model is not None and "smile" not in self.smile_model.label_set.classes:
+            raise FerTfError(f"{self.smile_model.path}: a {self.smile_model.label_set.name} "
+                             "model, not a smile model")
         self.landmark_model = None
         if landmarks == "cnn":
-            self.landmark_model = exported.LandmarkModel(
-                landmarks_model or exported.shipped_model("landmarks"), "--landmarks-model", optimize)
+            self.landmark_model = (landmarks_model if isinstance(landmarks_model, exported.LandmarkModel)
+                                   else exported.LandmarkModel(landmarks_model or exported.shipped_model(
+                                       "landmarks"), "--landmarks-model", optimize))
         self.landmarks, self.detector, self.detect = landmarks, detector, detect
         self.upsample, self.batch_size = upsample, batch_size
         self.workers, self.align_points = workers, align_points

@@ -12,6 +12,7 @@ crop already (FER2013-style).
 """
 import csv
 import dataclasses
+import gc
 import json
 import os
 import sys
@@ -173,6 +174,10 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
                                upsample=upsample, batch_size=batch_size, workers=workers,
                                align_points=align_points, optimize=not one_photo,
                                precision=precision)
+    # TensorFlow and the models leave ~300,000 objects that every full garbage collection walks,
+    # and the per-photo work allocates enough to trigger them: set aside, 800 GENKI-4K photos
+    # take 4.95 s instead of 5.8 (the Python API leaves that choice to its caller).
+    gc.freeze()
     webcams = {path for kind, path in items if kind == "webcam"}
     summary = Summary()
     writer = Writer(fmt, engine.classes, output, with_landmarks, with_smile=bool(smile))

@@ -32,9 +32,10 @@ class BadImage(ValueError):
     """A file that cannot be used as an image; the message says why, in a few words."""
 
 
-def load_image(source):
+def load_image(source, max_pixels=None):
     """Path or bytes -> RGB uint8 HxWx3, EXIF orientation applied; grey, RGBA, palette, 16-bit
-    and CMYK inputs converted."""
+    and CMYK inputs converted. `max_pixels`: refuse larger images from their header, before
+    decoding (a few hundred bytes of PNG can declare 10^10 pixels); PIL's own limit otherwise."""
     try:
         if isinstance(source, (bytes, bytearray)):
             if not source:
@@ -44,9 +45,14 @@ def load_image(source):
             if os.path.isfile(source) and os.path.getsize(source) == 0:
                 raise BadImage("empty file")
             image = Image.open(source)
+        if max_pixels and image.width * image.height > max_pixels:
+            raise BadImage(f"image of {image.width}x{image.height} pixels is over the limit of "
+                           f"{max_pixels:,} pixels; send a smaller image")
         image.load()
     except BadImage:
         raise
+    except Image.DecompressionBombError as e:
+        raise BadImage(f"over the limit: {str(e).rstrip('.')}; send a smaller image") from None
     except FileNotFoundError:
         raise BadImage("no such file") from None
     except IsADirectoryError:

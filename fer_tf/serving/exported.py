@@ -185,9 +185,11 @@ def read_meta(export_dir):
 
 
 class ExportedModel:
-    """A loaded SavedModel: `predict(list of encoded images) -> probabilities (N, classes)`."""
+    """A loaded SavedModel: `predict(list of encoded images) -> probabilities (N, classes)`.
+    `signatures`: the export already loaded (a server's, whose calls are batched), else it is
+    loaded here."""
 
-    def __init__(self, path, flag="--model", optimize=True, precision="float32"):
+    def __init__(self, path, flag="--model", optimize=True, precision="float32", signatures=None):
         self.path = resolve_export(path, flag)
         self.meta = read_meta(self.path)
         self.label_set = self.meta["label_set_obj"]
@@ -197,7 +199,7 @@ class ExportedModel:
         # An ensemble's members may each carry their own test-time views.
         self.tta = views.pop() if len(views) == 1 else "per_member"
         self.precision = resolve_precision(precision)
-        self._signatures = Signatures(self.path, flag, optimize, self.precision)
+        self._signatures = signatures or Signatures(self.path, flag, optimize, self.precision)
 
     def predict(self, encoded_images):
         """Probabilities (N, classes) of encoded images (PNG/JPEG/BMP bytes, any size)."""
@@ -239,12 +241,12 @@ class ExportedModel:
 class LandmarkModel:
     """An exported landmark SavedModel: photo bytes + face box -> 68 points in photo pixels."""
 
-    def __init__(self, path, flag="--model", optimize=True):
+    def __init__(self, path, flag="--model", optimize=True, signatures=None):
         self.path = resolve_export(path, flag)
         meta = read_meta(self.path)
         if meta["label_set"]["name"] != label_sets.LANDMARKS68.name:
             raise FerTfError(f"{flag} {path}: a {meta['model']} model, not a landmark model")
-        self._signatures = Signatures(self.path, flag, optimize)
+        self._signatures = signatures or Signatures(self.path, flag, optimize)
         self.image_size = tuple(meta["image_size"])
 
     def points(self, encoded, box):

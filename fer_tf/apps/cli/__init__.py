@@ -1,4 +1,4 @@
-"""`fer-tf records|train|cv|eval|soft-labels|smile-head|export|ensemble|bottleneck|predict|landmarks|models`.
+"""`fer-tf records|train|cv|eval|soft-labels|smile-head|export|ensemble|bottleneck|predict|landmarks|serve|models`.
 
 The command line. Each subcommand is a module of this package — its flags (`add_parser`) and one
 `run(args)` over the library — listed in COMMANDS: a new command is a new module and one entry.
@@ -19,10 +19,10 @@ from fer_tf.apps.cli.flags import whole
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide C++ start-up noise (CUDA probing)
 
 from fer_tf.apps.cli import (bottleneck, cv, ensemble, eval, export, landmarks, models,  # noqa: E402
-                            predict, records, smile_head, soft_labels, train)
+                            predict, records, serve, smile_head, soft_labels, train)
 
 COMMANDS = (records, train, cv, eval, soft_labels, smile_head, export, ensemble, bottleneck,
-            predict, landmarks, models)
+            predict, landmarks, serve, models)
 
 
 class Parser(argparse.ArgumentParser):
