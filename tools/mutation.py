@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # module -> the tests that cover it (fast, in process); each is run per mutant.
 MODULES = {
     "fer_tf/core/outputs.py": "tests/test_outputs.py",
-    "fer_tf/faces/crops.py": "tests/test_landmarks.py -k crop",
+    "fer_tf/faces/crops.py": "tests/test_crops.py",
     "fer_tf/data/fer2013.py": "tests/test_fer2013.py",
 }
 
@@ -66,9 +66,10 @@ def run_module(folder, module, tests):
     seconds = time.perf_counter() - start
     with sqlite3.connect(session) as db:
         rows = db.execute("SELECT test_outcome, diff FROM work_results").fetchall()
-    killed = sum(outcome == "killed" for outcome, _ in rows)
-    survivors = [diff for outcome, diff in rows if outcome == "survived"]
-    incompetent = sum(outcome == "incompetent" for outcome, _ in rows)
+    outcomes = [(str(outcome).lower(), diff) for outcome, diff in rows]
+    killed = sum(outcome == "killed" for outcome, _ in outcomes)
+    survivors = [diff for outcome, diff in outcomes if outcome == "survived"]
+    incompetent = sum(outcome == "incompetent" for outcome, _ in outcomes)
     return {"module": module, "tests": tests, "mutants": len(rows), "killed": killed,
             "survived": len(survivors), "incompetent": incompetent, "seconds": round(seconds),
             "survivors": survivors}
