@@ -60,3 +60,19 @@ def test_box_of_points_and_iou():
 def test_the_constants_are_the_documented_ones():
     assert crops.CROP_SCALE == 1.5 and crops.CROP_SIZE == 128
     assert crops.crop_face(np.zeros((10, 10, 3), np.uint8), (0.0, 0.0, 10.0)).shape == (128, 128, 3)
+
+
+def test_halves_and_ratios_that_are_not_whole_numbers():
+    # box 101..140 (39 wide) and 51..112 (61 tall): side 91.5, centre (120.5, 81.5)
+    assert crops.crop_window((101, 51, 140, 112)) == pytest.approx((74.75, 35.75, 91.5))
+    # wider than tall: the width decides the side
+    assert crops.crop_window((3, 10, 13, 14), scale=1.0) == pytest.approx((3.0, 7.0, 10.0))
+    assert crops.crop_matrix((0.0, 0.0, 100.0), size=128)[0, 0] == pytest.approx(1.28)
+    # float boxes, and overlaps smaller than a pixel
+    assert crops.iou((0.0, 0.0, 0.5, 0.5), (0.0, 0.0, 0.5, 0.5)) == pytest.approx(1.0)
+    assert crops.iou((0, 0, 10, 10), (0, 9.5, 10, 20)) == pytest.approx(5 / 200)
+    assert crops.iou((0, 0, 10, 10), (9.5, 0, 20, 10)) == pytest.approx(5 / 200)
+    assert crops.iou((0.5, 0.0, 10.5, 4.0), (0.5, 0.0, 10.5, 4.0)) == pytest.approx(1.0)
+    # apart along one axis only: no overlap, whatever the other axis does
+    assert crops.iou((0, 0, 10, 10), (0, 20, 10, 30)) == 0.0
+    assert crops.iou((0, 0, 10, 10), (20, 0, 30, 10)) == 0.0

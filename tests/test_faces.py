@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import TWO_FACES
 from fer_tf import faces
 
 
@@ -201,3 +202,28 @@ def test_five_point_alignment_puts_the_eyes_where_68_points_do():
         assert b.landmarks is None and b.eyes.shape == (2, 2)
         distance = np.linalg.norm(a.eyes[1] - a.eyes[0])
         assert np.abs(a.eyes - b.eyes).max() < 0.03 * distance
+
+
+def test_dlib_boxes_of_a_photo_over_1024_px_are_mapped_back_to_its_pixels():
+    """Photos over 1,024 px are downscaled for dlib's detector and the boxes scaled back: the same
+    photo at 6x (2,142 px wide) gives 6x the boxes of the original, within the resampling."""
+    import cv2
+    photo = faces.load_image(TWO_FACES)
+    big = cv2.resize(photo, None, fx=6, fy=6, interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape[:2]) == 2142
+    pipeline = faces.FacePipeline(detector="dlib", upsample=1, landmarks=False, align_points=5)
+    small_boxes = sorted(box for box, _ in pipeline.detect(photo))
+    big_boxes = sorted(box for box, _ in faces.FacePipeline(detector="dlib", landmarks=False,
+                                                            align_points=5).detect(big))
+    assert len(small_boxes) == len(big_boxes) == 2
+    for small, large in zip(small_boxes, big_boxes):
+        width = small[2] - small[0]
+        np.testing.assert_allclose(np.array(large) / 6, small, atol=0.2 * width)
+
+
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header():
+    data = io.BytesIO()
+    Image.new("L", (4000, 3000)).save(data, "PNG")
+    with pytest.raises(faces.BadImage, match="4000x3000 pixels is over the limit of 10,000,000"):
+        faces.load_image(data.getvalue(), max_pixels=10_000_000)
+    assert faces.load_image(data.getvalue(), max_pixels=12_000_000).shape == (3000, 4000, 3)

@@ -143,3 +143,101 @@ def test_stratified_split_is_seeded_and_stratified():
         assert abs((members == "train").sum() - 0.8 * n) <= 1
         assert abs((members == "eval").sum() - 0.1 * n) <= 1
         assert abs((members == "test").sum() - 0.1 * n) <= 1
+
+
+# ---- the cases a mutation run (cosmic-ray, docs/testing.md) showed untested ------------------
+@pytest.mark.parametrize("content, expected", [
+    (b"emotion,pixels,Usage\n1\n2\n3\n", 3),
+    (b"emotion,pixels,Usage\n1\n2\n3", 3),         # no newline after the last row
+    (b"emotion,pixels,Usage\n", 0),
+    (b"emotion,pixels,Usage", 0),
+    (b"", 0),
+])
+def test_count_lines_counts_data_rows(tmp_path, content, expected):
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(content)
+    assert fer2013.count_lines(str(plain)) == expected
+    packed = tmp_path / "packed.csv"                  # gzip, whatever the name says
+    packed.write_bytes(gzip.compress(content))
+    assert fer2013.count_lines(str(packed)) == expected
+
+
+def test_count_lines_over_several_chunks_and_unreadable_files(tmp_path):
+    big = tmp_path / "big.csv"
+    row = b"3," + b"0 " * 2303 + b"0,Training\n"
+    big.write_bytes(b"emotion,pixels,Usage\n" + row * 1000)     # 4.6 MB: two 4 MiB chunks
+    assert fer2013.count_lines(str(big)) == 1000
+    assert fer2013.count_lines(str(tmp_path / "missing.csv")) is None
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(b"a\nb\nc\n" * 1000)[:40])
+    assert fer2013.count_lines(str(broken)) is None
+
+
+@pytest.mark.parametrize("row, message", [
+    (("x" * 30, "GOOD", "Training"), "emotion 'xxxxxxxxxxxxxxxxxxxx' is not an integer"),
+    (("3", "GOOD", "U" * 30), "Usage 'UUUUUUUUUUUUUUUUUUUU' is not one of Training, PublicTest, PrivateTest"),
+    (("3", "1" * 30 + "a " + "0 " * 2303, "Training"), "pixel value '11111111111111111111' is not"),
+    (("3", "0 " * 2305, "Training"), "pixels has 2305 values, expected 2304 (48x48)"),
+    (("3", "12a " + "0 " * 2303, "Training"), "pixel value '12a' is not an integer"),
+])
+def test_messages_quote_at_most_20_characters_and_name_the_rule(tmp_path, rng, row, message):
+    bad = tuple(random_pixels(rng) if c == "GOOD" else c for c in row)
+    path = write_csv(tmp_path / "f.csv", [bad])
+    with pytest.raises(FerTfError) as err:
+        read_all(str(path))
+    assert f"{path}:2: {message}" in str(err.value)
+
+
+def test_a_wrong_header_is_quoted_up_to_80_characters(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("a" * 100 + ",b\n1,2\n")
+    with pytest.raises(FerTfError) as err:
+        read_all(str(path))
+    assert f"{path}:1: header is '{'a' * 80}', expected 'emotion,pixels,Usage'" in str(err.value)
+
+
+def test_votes_are_validated_and_counted_by_reason(tmp_path, rng):
+    good = ("3", random_pixels(rng), "Training")
+    fer = write_csv(tmp_path / "fer.csv", [good] * 4)
+    header = ",".join(fer2013.FERPLUS_HEADER)
+    rows = ["Training,a.png,4,0,0,0,0,0,0,0,6,0",       # unknown wins (index 8)
+            "Training,b.png,3,3,0,0,0,0,0,0,0,0",       # a tie: no majority
+            "Training,c.png,1,1,1,1,1,1,1,1,1,1",       # every vote a single: no majority
+            "Training,d.png,1,9,0,0,0,0,0,0,0,0"]       # happiness
+    ferplus = tmp_path / "ferplus.csv"
+    ferplus.write_text(header + "\n" + "\n".join(rows) + "\n")
+    stats = fer2013.ReadStats()
+    faces = read_all(str(fer), ferplus_path=str(ferplus), stats=stats)
+    assert [(f.row, f.label) for f in faces] == [(3, 1)]
+    assert (stats.ferplus_unknown_or_nf, stats.ferplus_no_majority) == (1, 2)
+    assert stats.to_json() == {"rows": 4, "bad_rows": 0, "ferplus_dropped_unknown_or_nf": 1,
+                               "ferplus_dropped_no_majority": 2}
+    assert fer2013.NUM_VOTE_COLUMNS == 10
+    assert fer2013.parse_votes(["Training", "x.png"] + ["2"] * 10) == (2,) * 10
+    with pytest.raises(fer2013.BadRow, match="non-negative"):
+        fer2013.parse_votes(["Training", "x.png"] + ["2"] * 9 + ["-1"])
+    with pytest.raises(fer2013.BadRow, match="expected 12 columns, found 11"):
+        fer2013.parse_votes(["Training", "x.png"] + ["2"] * 9)
+
+
+def test_a_single_vote_wins_under_plurality_only():
+    votes = (0, 0, 1, 0, 0, 0, 0, 0, 0, 0)
+    assert fer2013.majority_label(votes, "plurality") == (2, None)
+    assert fer2013.majority_label(votes, "majority") == (None, "no_majority")
+
+
+def test_skip_bad_keeps_five_examples(tmp_path, rng):
+    good = ("3", random_pixels(rng), "Training")
+    rows = [good] + [("9", random_pixels(rng), "Training")] * 7
+    stats = fer2013.ReadStats()
+    read_all(str(write_csv(tmp_path / "f.csv", rows)), skip_bad=True, stats=stats)
+    assert stats.bad_rows == 7 and len(stats.bad_examples) == 5
+
+
+def test_split_fractions_need_not_sum_to_one():
+    labels = np.repeat(np.arange(2), [100, 200])
+    a = fer2013.stratified_splits(labels, seed=0, fractions=(8, 1, 1))
+    assert [(a[labels == k] == name).sum() for k in (0, 1) for name in ("train", "eval", "test")] \
+        == [80, 10, 10, 160, 20, 20]
+    b = fer2013.stratified_splits(labels, seed=0, fractions=(2, 2), names=("x", "y"))
+    assert (b == "x").sum() == 150 and (b == "y").sum() == 150

@@ -242,3 +242,11 @@ def SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path):
     out = str(tmp_path / "fer_sample")
     convert.convert_fer2013(SAMPLE_CSV, out, progress=False)
     return out
+
+
+def test_failure_rates_count_faces_above_8_and_10_percent():
+    from fer_tf.apps.landmark_eval import summarize
+    rows = summarize([0.02, 0.08, 0.0801, 0.10, 0.1001, 0.30])
+    assert rows["failure_rate_8"] == pytest.approx(4 / 6)     # 0.0801, 0.10, 0.1001, 0.30
+    assert rows["failure_rate_10"] == pytest.approx(2 / 6)    # 0.1001, 0.30
+    assert rows["nme"] == pytest.approx(0.6802 / 6)
