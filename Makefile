@@ -28,7 +28,7 @@ PORT    ?= 6006
 RECORDS_FLAGS ?=
 TRAIN_FLAGS   ?=
 
-.PHONY: setup demo records train cv eval export predict tensorboard test test-quick bench clean-demo docs
+.PHONY: setup demo records train cv eval export predict tensorboard test test-quick bench clean-demo docs mutation serve
 
 $(VENV)/.installed: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -89,6 +89,15 @@ bench: setup
 
 clean-demo:
 	rm -rf demo
+
+# Mutation testing of the core modules (cosmic-ray, in a scratch copy; scores in docs/testing.md).
+mutation: setup
+	$(BIN)/pip install -q cosmic-ray
+	$(BIN)/python tools/mutation.py --json mutation.json
+
+# The models over HTTP and gRPC (docs/serving.md): http://127.0.0.1:8501/
+serve: setup
+	$(FERTF) serve
 
 # The docs site (MkDocs, Material theme) from docs/ into site/.
 docs: setup

@@ -30,6 +30,7 @@ setup(
     ],
     # The browser test drives Debian's chromium (installed by .ci/run) with Playwright's client.
     extras_require={"test": ["pytest", "pytest-timeout", "pyflakes", "mkdocs", "mkdocs-material",
-                             "playwright"]},
+                             "playwright"],
+                    "mutation": ["cosmic-ray"]},          # make mutation
     entry_points={"console_scripts": ["fer-tf=fer_tf.apps.cli:main"]},
 )

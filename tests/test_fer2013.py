@@ -241,3 +241,41 @@ def test_split_fractions_need_not_sum_to_one():
         == [80, 10, 10, 160, 20, 20]
     b = fer2013.stratified_splits(labels, seed=0, fractions=(2, 2), names=("x", "y"))
     assert (b == "x").sum() == 150 and (b == "y").sum() == 150
+
+
+def test_bad_vote_rows_name_both_files(tmp_path, rng):
+    good = ("3", random_pixels(rng), "Training")
+    fer = write_csv(tmp_path / "fer.csv", [good, good])
+    header = ",".join(fer2013.FERPLUS_HEADER)
+    ferplus = tmp_path / "ferplus.csv"
+    ferplus.write_text(header + "\nTraining,a.png,1,9,0,0,0,0,0,0,0,0\nTraining,b.png,1,x,0,0,0,0,0,0,0,0\n")
+    with pytest.raises(FerTfError) as err:
+        read_all(str(fer), ferplus_path=str(ferplus))
+    assert f"{fer}:3: vote counts must be integers (in {ferplus}:3)" in str(err.value)
+
+
+def test_four_columns_are_refused_too(tmp_path, rng):
+    path = write_csv(tmp_path / "f.csv", [("3", random_pixels(rng), "Training", "extra")])
+    with pytest.raises(FerTfError, match="expected 3 columns \\(emotion,pixels,Usage\\), found 4"):
+        read_all(str(path))
+
+
+def test_a_plain_file_starting_with_a_control_byte_is_not_taken_for_gzip(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"\temotion,pixels,Usage\n1\n")
+    assert fer2013.count_lines(str(path)) == 1
+    with pytest.raises(FerTfError, match=":2: expected 3 columns"):     # read as text, header accepted
+        read_all(str(path))
+
+
+def test_more_vote_columns_a_folder_a_negative_emotion_and_an_unknown_rule(tmp_path, rng):
+    with pytest.raises(fer2013.BadRow, match="expected 12 columns, found 13"):
+        fer2013.parse_votes(["Training", "x.png"] + ["2"] * 11)
+    with pytest.raises(FerTfError, match="cannot read"):
+        read_all(str(tmp_path))
+    path = write_csv(tmp_path / "f.csv", [("-1", random_pixels(rng), "Training")])
+    with pytest.raises(FerTfError, match=":2: emotion -1 is not a known label \\(0-6\\)"):
+        read_all(str(path))
+    fer2013.check_ferplus_rule("plurality")
+    with pytest.raises(FerTfError, match="--ferplus-rule must be one of majority, plurality, got 'mode'"):
+        fer2013.check_ferplus_rule("mode")
