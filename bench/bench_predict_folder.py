@@ -25,9 +25,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import extract_genki  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FERTF = os.path.join(os.path.dirname(sys.executable), "fer-tf")
@@ -41,18 +43,6 @@ with open(sys.argv[2], "w") as out:
         out.write(json.dumps({"path": path, "faces": [
             {"box": [int(v) for v in f["box"]], "emotions": f["emotions"]} for f in faces]}) + "\\n")
 """
-
-
-def extract(archive, folder, limit):
-    """The first `limit` GENKI-4K photos (by file name) into `folder`."""
-    os.makedirs(folder, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        photos = sorted((m for m in tar.getmembers() if m.name.lower().endswith(".jpg")),
-                        key=lambda m: m.name)[:limit]
-        for member in photos:
-            with open(os.path.join(folder, os.path.basename(member.name)), "wb") as f:
-                f.write(tar.extractfile(member).read())
-    return folder
 
 
 def timed(command, env=None):
@@ -93,7 +83,7 @@ def main():
     rows = []
     try:
         for size in args.sizes:
-            folder = extract(args.genki, os.path.join(work, f"photos{size}"), size)
+            folder = extract_genki(args.genki, os.path.join(work, f"photos{size}"), size)
             with_smile, peer = commands(folder, work, peer_script)
             no_smile, _ = commands(folder, work, peer_script, smile=False)
             runs = {"fer-tf predict (as shipped)": with_smile, "fer-tf predict --no-smile": no_smile,
@@ -114,7 +104,7 @@ def main():
                 print(f"{size:5d} photos  {name:36s} wall {wall:7.2f} s  CPU {cpu:7.2f} s  "
                       f"{size / wall:6.1f} photos/s  fer/this {peer_wall / wall:.2f}x", flush=True)
         one = os.path.join(work, "one")
-        extract(args.genki, one, 1)
+        extract_genki(args.genki, one, 1)
         photo = os.path.join(one, sorted(os.listdir(one))[0])
         cold = {"fer-tf predict one.jpg": [FERTF, "predict", photo],
                 "fer one photo": [sys.executable, "-c", PEER_LOOP.replace(

@@ -28,7 +28,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -38,19 +37,10 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import extract_genki  # noqa: E402
 FERTF = os.path.join(os.path.dirname(sys.executable), "fer-tf")
 LEVELS = (1, 8, 32)
-
-
-def extract(archive, folder, limit):
-    os.makedirs(folder, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        photos = sorted((m for m in tar.getmembers() if m.name.lower().endswith(".jpg")),
-                        key=lambda m: m.name)[:limit]
-        for member in photos:
-            with open(os.path.join(folder, os.path.basename(member.name)), "wb") as f:
-                f.write(tar.extractfile(member).read())
-    return sorted(os.path.join(folder, name) for name in os.listdir(folder))
 
 
 def load(url, requests, clients):
@@ -178,7 +168,8 @@ def main():
 
     work = tempfile.mkdtemp(prefix="bench_serve_")
     folder = os.path.join(work, "photos")
-    photos = extract(args.genki, folder, args.photos)
+    extract_genki(args.genki, folder, args.photos)
+    photos = sorted(os.path.join(folder, name) for name in os.listdir(folder))
     results = {"photos": len(photos), "levels": list(LEVELS), "runs": {}}
     for batching in (True, False):
         server = ServerProcess(*([] if batching else ["--no-batching"]), "--no-grpc")

@@ -1,5 +1,7 @@
 """Measurements shared by the bench scripts."""
+import os
 import shutil
+import tarfile
 import tempfile
 import time
 
@@ -50,3 +52,14 @@ def auc(scores, labels):
     """Area under the ROC curve: fer_tf.apps.evaluate.roc_auc."""
     from fer_tf.apps.evaluate import roc_auc
     return roc_auc(scores, labels)
+
+def extract_genki(archive, folder, limit):
+    """The first `limit` GENKI-4K photos (by file name) into `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        photos = sorted((m for m in tar.getmembers() if m.name.lower().endswith(".jpg")),
+                        key=lambda m: m.name)[:limit]
+        for member in photos:
+            with open(os.path.join(folder, os.path.basename(member.name)), "wb") as f:
+                f.write(tar.extractfile(member).read())
+    return folder

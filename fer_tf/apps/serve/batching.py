@@ -96,47 +96,34 @@ class Batcher:
 
     def _run_batch(self, batch):
         self.batches += 1
-        self.rows += sum(r.rows for r in batch)
-        if len(batch) == 1:
-            self._run_one(batch[0])
-            return
-        names = batch[0].inputs.keys()
         total = sum(r.rows for r in batch)
+        self.rows += total
         padded = next((size for size in self.allowed_sizes if size >= total), total)
         merged = {}
-        for name in names:
+        for name in batch[0].inputs:
             parts = [r.inputs[name] for r in batch]
             if padded > total:
                 parts.append(np.repeat(parts[-1][-1:], padded - total, axis=0))
             merged[name] = np.concatenate(parts)
         try:
             outputs = self.run(merged)
-        except Exception:  # noqa: BLE001 — find the request that failed, answer the others
-            for request in batch:
-                self._run_one(request)
+        except Exception as e:  # noqa: BLE001 — handed to the request, or find the one that failed
+            if len(batch) == 1:
+                batch[0].future.set_exception(e)
+            else:
+                for request in batch:
+                    self._run_batch([request])
             return
-        if any(np.ndim(v) == 0 or len(v) != padded for v in outputs.values()):
-            for request in batch:           # an output without a batch dimension: cannot split
-                self._run_one(request)
+        if not all(np.ndim(v) and len(v) == padded for v in outputs.values()):
+            # An output without a batch dimension cannot be split between requests.
+            if len(batch) == 1:
+                batch[0].future.set_result(outputs)
+            else:
+                for request in batch:
+                    self._run_batch([request])
             return
         start = 0
         for request in batch:
             stop = start + request.rows
             request.future.set_result({k: v[start:stop] for k, v in outputs.items()})
             start = stop
-
-    def _run_one(self, request):
-        try:
-            rows = request.rows
-            padded = next((size for size in self.allowed_sizes if size >= rows), rows)
-            inputs = request.inputs
-            if padded > rows:
-                inputs = {k: np.concatenate([v, np.repeat(v[-1:], padded - rows, axis=0)])
-                          for k, v in inputs.items()}
-            outputs = self.run(inputs)
-            if padded > rows:
-                outputs = {k: v[:rows] if np.ndim(v) and len(v) == padded else v
-                           for k, v in outputs.items()}
-            request.future.set_result(outputs)
-        except Exception as e:  # noqa: BLE001 — handed to the waiting request
-            request.future.set_exception(e)

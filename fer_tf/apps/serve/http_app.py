@@ -132,15 +132,17 @@ def create_app(state, lifespan=None):
     async def list_models(request):
         """fer-tf's own addition (TF Serving has no list): what the page offers."""
         state.require_ready()
-        return json_response({"default": "default" if "default" in state.repository.servables
-                              else None, "models": [
-            {"name": s.name, "version": s.version, "kind": s.kind,
-             "classes": label_sets.from_json(s.meta["label_set"]).classes if s.meta else None,
-             "colours": label_sets.from_json(s.meta["label_set"]).colours if s.meta else None,
-             "signatures": sorted(s.signatures.signatures),
-             "batches": {name: {"batches": b.batches, "rows": b.rows, "busy_seconds": round(b.busy, 3)}
-                         for name, b in s.signatures.batchers.items()}}
-            for s in state.repository.servables.values()]})
+        def entry(s):
+            labels = label_sets.from_json(s.meta["label_set"]) if s.meta else None
+            return {"name": s.name, "version": s.version, "kind": s.kind,
+                    "classes": labels and labels.classes, "colours": labels and labels.colours,
+                    "signatures": sorted(s.signatures.signatures),
+                    "batches": {name: {"batches": b.batches, "rows": b.rows,
+                                       "busy_seconds": round(b.busy, 3)}
+                                for name, b in s.signatures.batchers.items()}}
+        servables = state.repository.servables
+        return json_response({"default": "default" if "default" in servables else None,
+                              "models": [entry(s) for s in servables.values()]})
 
     async def models(request):
         match = MODEL_PATH.match(request.path_params["rest"])

@@ -137,11 +137,7 @@ class Servable:
 
     @property
     def kind(self):
-        """classifier | landmarks | None (not exported by fer-tf)."""
-        if self.meta is None:
-            return None
-        landmarks = self.meta["label_set"]["name"] == label_sets.LANDMARKS68.name
-        return "landmarks" if landmarks else "classifier"
+        return kind_of(self.meta)
 
     def expression_model(self):
         return exported.ExportedModel(self.path, signatures=self.signatures,
@@ -151,22 +147,26 @@ class Servable:
         return exported.LandmarkModel(self.path, signatures=self.signatures)
 
 
+def kind_of(meta):
+    """classifier | landmarks | None (a SavedModel fer-tf did not export), from its metadata."""
+    if meta is None:
+        return None
+    return "landmarks" if meta["label_set"]["name"] == label_sets.LANDMARKS68.name else "classifier"
+
+
 class Repository:
     """The served models by name; `get(name, version)` raises the 404 TF Serving gives."""
 
-    def __init__(self, root, precision="auto", batching=None, progress=None):
+    def __init__(self, root, precision="auto", batching=None):
         self.servables = {}
         for name, (version, path) in discover(root).items():
-            if progress:
-                progress(name)
             try:
                 meta = exported.read_meta(path)
             except FerTfError:
                 meta = None
             # Landmark models stay float32: their points are pixel coordinates.
-            landmarks = meta and meta["label_set"]["name"] == label_sets.LANDMARKS68.name
-            precision_here = "float32" if landmarks else precision
-            precision_here = exported.resolve_precision(precision_here)
+            precision_here = exported.resolve_precision(
+                "float32" if kind_of(meta) == "landmarks" else precision)
             plain = exported.Signatures(path, f"--models {name}", True, precision_here)
             signatures = BatchedSignatures(plain, batching)
             signatures.warm_up()

@@ -66,9 +66,7 @@ def serve(options, host="127.0.0.1", port=8501, grpc_port=8500, access_log=False
     server = None
 
     def loaded():
-        def progress(name):
-            pass
-        state.load(progress)
+        state.load()
         # TensorFlow and the models leave ~300,000 objects for the garbage collector to walk on
         # every full collection, and parsing a request's JSON allocates enough to trigger them:
         # frozen, json.loads of a 48x48 face takes 0.24 ms instead of 1.2 ms.

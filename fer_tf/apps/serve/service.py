@@ -49,14 +49,13 @@ class ServerState:
         self._models = {}                 # servable name -> ExportedModel / LandmarkModel
 
     # ---- loading ------------------------------------------------------------------------
-    def load(self, progress=None):
+    def load(self):
         """Load every model (call from a background thread); sets `loaded` either way."""
         try:
             batching = (BatchingOptions(self.options.max_batch_size,
                                         self.options.batch_timeout_ms / 1000.0)
                         if self.options.batching else None)
-            self.repository = Repository(self.options.models, self.options.precision, batching,
-                                         progress)
+            self.repository = Repository(self.options.models, self.options.precision, batching)
         except FerTfError as e:
             self.error = str(e)
         finally:
@@ -145,10 +144,12 @@ class ServerState:
             raise ApiError(400, f"model={name!r} is not an expression model exported by fer-tf")
         return servable
 
-    def _loaded(self, servable, kind):
+    def _loaded(self, servable):
+        """The servable as an ExportedModel / LandmarkModel over its batched signatures, once."""
         with self._models_lock:
             if servable.name not in self._models:
-                self._models[servable.name] = (servable.landmark_model() if kind == "landmarks"
+                self._models[servable.name] = (servable.landmark_model()
+                                               if servable.kind == "landmarks"
                                                else servable.expression_model())
             return self._models[servable.name]
 
@@ -161,16 +162,16 @@ class ServerState:
         if engines is None:
             engines = self._local.engines = {}
         if key not in engines:
-            model = self._loaded(servable, "classifier")
+            model = self._loaded(servable)
             smile_model = smile and not model.has_smile and self.repository.servables.get("smile")
             points = None
             if landmarks == "cnn":
                 served = self.repository.servables.get("landmarks")
                 if served is None or served.kind != "landmarks":
                     raise ApiError(400, "landmarks=cnn needs a landmark model served as 'landmarks'")
-                points = self._loaded(served, "landmarks")
+                points = self._loaded(served)
             engines[key] = analyzing.Analyzer(
-                model, smile=(self._loaded(smile_model, "classifier") if smile_model
+                model, smile=(self._loaded(smile_model) if smile_model
                               else bool(smile) and model.has_smile),
                 landmarks=None if landmarks == "none" else landmarks, landmarks_model=points,
                 detector=detector, workers=1)
