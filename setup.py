@@ -29,7 +29,7 @@ setup(
         "tensorflow-serving-api==2.15.*",
     ],
     # The browser test drives Debian's chromium (installed by .ci/run) with Playwright's client.
-    extras_require={"test": ["pytest", "pytest-timeout", "pyflakes", "mkdocs", "mkdocs-material",
+    extras_require={"test": ["pytest", "pytest-timeout", "pytest-xdist", "pyflakes", "mkdocs", "mkdocs-material",
                              "playwright"],
                     "mutation": ["cosmic-ray"]},          # make mutation
     entry_points={"console_scripts": ["fer-tf=fer_tf.apps.cli:main"]},

@@ -16,13 +16,14 @@ import tensorflow as tf  # noqa: E402
 
 from fer_tf.core import logs
 from fer_tf import models  # noqa: E402
+from fer_tf.training import tasks  # noqa: E402
 
 
 def cost(name, num_classes=7):
     """(parameters, forward FLOPs of one image) with the model's defaults — for a landmark model
     its 136 outputs, and its test-time views if it builds them in (as served)."""
     spec = models.get(name)
-    if spec.task == "landmarks":
+    if tasks.of(spec).points:
         num_classes = 136
     with tf.Graph().as_default() as graph:
         hp = spec.default_hparams()

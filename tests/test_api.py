@@ -12,7 +12,7 @@ from PIL import Image
 
 import fer_tf
 from conftest import FACE_PNG, TWO_FACES
-from fer_tf.apps import analyzer
+from fer_tf.apps import analyzer, heads, predict
 from fer_tf.core import labels
 from test_predict import face_clip, face_scene as scene   # two faces (one mirrored), 500x300
 
@@ -190,3 +190,45 @@ def test_shipped_models_answer_to_their_names(tmp_path, monkeypatch):
     from fer_tf.core.errors import FerTfError
     with pytest.raises(FerTfError, match="neither a SavedModel"):
         exported.resolve_export("accurate")
+
+
+class BrightnessHead(heads.FaceHead):
+    """A per-face output written only here: the mean grey level of the aligned face."""
+    attribute = "brightness"
+
+    def predict(self, faces, crops):
+        for face, crop in zip(faces, crops):
+            face.brightness = float(next(iter(crop.values())).mean())
+
+    def fields(self, face, rounded=False):
+        return {"brightness": round(face.brightness, 1) if rounded else face.brightness}
+
+    def csv_columns(self, classes):
+        return ["brightness"]
+
+    def csv_cells(self, row, classes):
+        return [f"{row['brightness']:.1f}" if "brightness" in row else ""]
+
+    def frame_values(self, face):
+        return {"brightness": face.brightness}
+
+    def inline(self, row):
+        return f"  brightness {row['brightness']:.0f}"
+
+
+def test_a_head_defined_outside_the_package_reaches_every_output(lenet_export, tmp_path):
+    engine = fer_tf.Analyzer(lenet_export, smile=False, landmarks=None,
+                             extra_heads=[BrightnessHead()])
+    result = engine.analyze(scene())
+    assert [0 < f.brightness < 255 for f in result.faces] == [True, True]
+    assert result.faces[0].to_dict()["brightness"] == result.faces[0].brightness
+    assert list(result.to_pandas().columns)[-2:] == ["brightness", "error"]
+    for fmt, check in (("csv", lambda text: text.splitlines()[0].endswith(",sad,surprise,neutral,"
+                                                                          "brightness,error")),
+                       ("jsonl", lambda text: "brightness" in json.loads(text.splitlines()[0])),
+                       ("table", lambda text: "  brightness " in text.splitlines()[1])):
+        out = tmp_path / f"faces.{fmt}"
+        writer = predict.Writer(fmt, engine.classes, str(out), engine.reported_heads)
+        writer.write(result)
+        writer.close()
+        assert check(out.read_text()), fmt

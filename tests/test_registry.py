@@ -8,7 +8,7 @@ import pytest
 from conftest import FACE_PNG
 from fer_tf import models
 from fer_tf.data import convert, records
-from fer_tf.serving import export, exported
+from fer_tf.serving import export, exported, rebuild
 from fer_tf.training import bottleneck, run, tasks
 
 # Thinner variants of the big models, so that two steps take seconds (same names and layout).
@@ -51,20 +51,20 @@ def test_trains_exports_and_serves(name, task_records, tmp_path):
     out = str(tmp_path / "export")
     if task.receiver is None:            # a head on cached features: assembled with its base
         assert best is None
-        export.assemble_vggface2(str(tmp_path / "run"), out, allow_random_init=True,
+        export.assemble(str(tmp_path / "run"), out, allow_random_init=True,
                                  log=lambda *_: None)
     else:
         export.export(str(tmp_path / "run"), out)
     png = open(FACE_PNG, "rb").read()
-    if task.name == "landmarks":
-        model = exported.LandmarkModel(out)
+    kind = rebuild.kind_of(exported.read_meta(out))
+    model = (kind.client if kind else exported.ExportedModel)(out)   # Keras exports: as they are
+    if isinstance(model, exported.LandmarkModel):
         points = model.points(png, [0, 0, 47, 47])
         assert points.shape == (68, 2) and np.isfinite(points).all()
         # The rebuilt export's batched `crops` call gives the same points (PNG: same pixels).
         rgb = cv2.cvtColor(cv2.imread(FACE_PNG), cv2.COLOR_BGR2RGB)
         np.testing.assert_allclose(model.points_in(rgb, [[0, 0, 47, 47]])[0], points, atol=0.05)
         return
-    model = exported.ExportedModel(out)
     probabilities = model.predict([png, png])
     label_set = records.manifest_label_set(records.read_manifest(data))
     assert probabilities.shape == (2, label_set.num_classes)

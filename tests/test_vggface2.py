@@ -142,7 +142,7 @@ def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
                               overrides={"batch_size": 32, "width": TINY}, log=lambda *_: None)
     assert none is None and metrics["global_step"] == 20 and "recall/happy" in metrics
     out = str(tmp_path / "assembled")
-    export.assemble_vggface2(head_dir, out, weights, log=lambda *_: None)
+    export.assemble(head_dir, out, weights, log=lambda *_: None)
     model = exported.ExportedModel(out)
     assert model.meta["model"] == "vggface2" and model.image_size == (224, 224, 3)
     # The assembled SavedModel = base from the weights file + head from the head's checkpoint.

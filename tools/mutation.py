@@ -27,6 +27,8 @@ MODULES = {
     "fer_tf/core/outputs.py": "tests/test_outputs.py",
     "fer_tf/faces/crops.py": "tests/test_crops.py",
     "fer_tf/data/fer2013.py": "tests/test_fer2013.py",
+    "fer_tf/data/photos.py": "tests/test_photos.py",
+    "fer_tf/apps/heads.py": "tests/test_predict_formats.py",
 }
 
 CONFIG = """[cosmic-ray]

@@ -22,6 +22,7 @@ import numpy as np
 
 from fer_tf import faces
 from fer_tf.core.errors import FerTfError
+from fer_tf.apps import heads
 from fer_tf.serving import exported
 
 LANDMARK_SOURCES = ("dlib", "cnn")
@@ -29,8 +30,9 @@ LANDMARK_SOURCES = ("dlib", "cnn")
 
 @dataclasses.dataclass
 class Face:
-    """One face: its box in image pixels (left, top, right, bottom), the detector's score, the 68
-    landmarks when asked for, the expression probabilities and the smile probability."""
+    """One face: its box in image pixels (left, top, right, bottom), the detector's score, and
+    what the Analyzer's heads (apps/heads.py) filled: the expression probabilities, the smile
+    probability, the 68 landmarks when asked for."""
     index: int
     box: tuple
     score: float = None
@@ -38,6 +40,7 @@ class Face:
     probabilities: np.ndarray = None
     classes: tuple = ()
     smile: float = None
+    heads: tuple = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
     def label(self):
@@ -51,12 +54,9 @@ class Face:
 
     def to_dict(self):
         out = {"face": self.index, "box": [float(v) for v in self.box],
-               "score": None if self.score is None else float(self.score),
-               "label": self.label, "probabilities": self.emotions}
-        if self.smile is not None:
-            out["smile"] = float(self.smile)
-        if self.landmarks is not None:
-            out["landmarks"] = np.asarray(self.landmarks, float).tolist()
+               "score": None if self.score is None else float(self.score)}
+        for head in self.heads:
+            out.update(head.fields(self))
         return out
 
 
@@ -84,22 +84,24 @@ class Results(list):
 
     def to_pandas(self):
         """One row per face (a picture without a face, or with an error, gives one row with an
-        empty face): source, frame, face, box, score, label, smile, one column per class."""
+        empty face): source, frame, face, box, score, then each head's columns (label, one per
+        class, smile), error."""
         import pandas as pd
-        classes = next((f.classes for r in self for f in r.faces), ())
-        rows = []
+        rows, columns = [], []
         for result in self:
             base = {"source": result.source, "frame": result.frame, "error": result.error}
             if not result.faces:
                 rows.append({**base, "face": None})
             for face in result.faces:
                 left, top, right, bottom = face.box
+                values = {}
+                for head in face.heads:
+                    values.update(head.frame_values(face))
+                columns = columns or list(values)
                 rows.append({**base, "face": face.index, "left": left, "top": top, "right": right,
-                             "bottom": bottom, "score": face.score, "label": face.label,
-                             "smile": face.smile, **face.emotions})
-        columns = ["source", "frame", "face", "left", "top", "right", "bottom", "score", "label",
-                   "smile", *classes, "error"]
-        frame = pd.DataFrame(rows, columns=columns)
+                             "bottom": bottom, "score": face.score, **values})
+        frame = pd.DataFrame(rows, columns=["source", "frame", "face", "left", "top", "right",
+                                            "bottom", "score", *columns, "error"])
         for column in ("frame", "face"):                 # whole numbers, empty where none
             frame[column] = frame[column].astype("Int64")
         return frame
@@ -173,12 +175,16 @@ class Analyzer:
         (default, the seed's pipeline) or 5-point predictor (faster to load and run).
     optimize=False: load and make the first call faster, every later call slower (TensorFlow's
         graph optimiser is skipped) — for a process that analyses one picture and exits.
+    report_landmarks=False: the points place and align faces but are left out of predict's rows.
+    extra_heads: more per-face outputs (apps/heads.FaceHead instances), run after the built-in
+        ones; their declarations add their fields, columns and marks everywhere.
     An Analyzer runs one call at a time: share it between threads only behind a lock.
     """
 
     def __init__(self, model=None, smile=True, landmarks="dlib", detector=faces.DEFAULT_DETECTOR,
                  landmarks_model=None, detect=True, upsample=None, batch_size=64, workers=1,
-                 align_points=68, optimize=True, precision="auto"):
+                 align_points=68, optimize=True, precision="auto", report_landmarks=True,
+                 extra_heads=()):
         if landmarks not in LANDMARK_SOURCES + (None,):
             raise FerTfError(f"landmarks={landmarks!r}: use 'dlib', 'cnn' or None")
         if detector not in faces.DETECTORS:
@@ -206,6 +212,15 @@ class Analyzer:
             self.landmark_model = (landmarks_model if isinstance(landmarks_model, exported.LandmarkModel)
                                    else exported.LandmarkModel(landmarks_model or exported.shipped_model(
                                        "landmarks"), "--landmarks-model", optimize))
+        # What each face gets, in order (apps/heads.py); the smile head reads the expression
+        # head's P(smile) when the expression export has its own.
+        expression = heads.ExpressionHead(self.model)
+        self.heads = (expression,)
+        if smile:
+            self.heads += (heads.SmileHead(self.smile_model, expression),)
+        if landmarks:
+            self.heads += (heads.LandmarksHead(reported=report_landmarks),)
+        self.heads += tuple(extra_heads)
         self.landmarks, self.detector, self.detect = landmarks, detector, detect
         self.upsample, self.batch_size = upsample, batch_size
         self.workers, self.align_points = workers, align_points
@@ -282,7 +297,9 @@ class Analyzer:
         for i, (face, crops) in enumerate(found):
             record = Face(i, tuple(round(float(v), 1) for v in face.box),
                           None if not self.detect else round(float(face.score), 4),
-                          face.landmarks if self.landmarks else None, classes=self.classes)
+                          classes=self.classes, heads=self.heads)
+            for head in self.heads:
+                head.detected(record, face)
             result.faces.append(record)
             self._pending.append((record, crops))
         self._waiting.append(result)
@@ -303,8 +320,14 @@ class Analyzer:
             except faces.BadImage as e:
                 yield Result(source, error=str(e)), None
 
+    @property
+    def reported_heads(self):
+        """The heads whose outputs predict's rows (and /v1/analyze) carry."""
+        return [head for head in self.heads if head.reported]
+
     def _models(self):
-        return [m for m in (self.model, self.smile_model) if m is not None]
+        """The exports whose aligned crops the heads read, once each."""
+        return list(dict.fromkeys(m for head in self.heads for m in head.models()))
 
     def _faces(self, rgb):
         """[(faces.Face, {model: crop at its input size})] of one picture."""
@@ -327,19 +350,9 @@ class Analyzer:
         if not self._pending:
             return
         found = [f for f, _ in self._pending]
-        probabilities, smiles = self.model.predict_faces_and_smiles(
-            np.stack([crops[self.model] for _, crops in self._pending]))
-        for face, p in zip(found, probabilities):
-            face.probabilities = p
-        if self.smile_from_model:
-            for face, p in zip(found, smiles):
-                face.smile = float(p)
-        if self.smile_model is not None:
-            smile_index = self.smile_model.label_set.classes.index("smile")
-            smiles = self.smile_model.predict_faces(
-                np.stack([crops[self.smile_model] for _, crops in self._pending]))
-            for face, p in zip(found, smiles):
-                face.smile = float(p[smile_index])
+        crops = [c for _, c in self._pending]
+        for head in self.heads:
+            head.predict(found, crops)
         self._pending = []
 
     def _ready(self):

@@ -5,47 +5,28 @@ atomically: an interrupted video is closed and published with the frames drawn s
 import os
 
 import cv2
-import numpy as np
 
+from fer_tf.apps import heads
 from fer_tf.core import atomic, outputs
 
 
-def _bgr(hex_colour):
-    h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return (b, g, r)
-
-
 def draw(rgb, faces, label_set):
-    """-> BGR image with boxes, labels and per-class probability bars."""
+    """-> BGR image with each face's box, its heads' caption (label, smile) and their marks
+    (a probability bar per class, landmarks)."""
     image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     scale = max(image.shape[:2]) / 640.0
     font, thick = 0.45 * max(scale, 0.6), max(1, int(round(scale * 1.5)))
     for face in faces:
-        left, top, right, bottom = (int(round(v)) for v in face.box)
-        k = int(face.probabilities.argmax())
-        colour = _bgr(label_set.colours[k])
+        box = tuple(int(round(v)) for v in face.box)
+        left, top, right, bottom = box
+        colour = heads.bgr(next(filter(None, (h.box_colour(face, label_set) for h in face.heads)),
+                                "#ffffff"))
         cv2.rectangle(image, (left, top), (right, bottom), colour, thick)
-        text = f"{label_set.classes[k]} {face.probabilities[k]:.2f}"
-        if face.smile is not None:
-            text += f"  smile {face.smile:.2f}"
+        text = "".join(head.caption(face) for head in face.heads)
         cv2.putText(image, text, (left, max(12, top - 4)), cv2.FONT_HERSHEY_SIMPLEX, font, colour,
                     thick, cv2.LINE_AA)
-        bar_w = max(30, (right - left) // 2)
-        row_h = max(9, int(11 * scale))
-        small = 0.33 * max(scale, 1.0)
-        for j, (name, p) in enumerate(zip(label_set.classes, face.probabilities)):
-            y = bottom + 3 + j * (row_h + 1)
-            if y + row_h >= image.shape[0]:
-                break
-            cv2.rectangle(image, (left, y), (left + bar_w, y + row_h), (60, 60, 60), -1)
-            cv2.rectangle(image, (left, y), (left + int(bar_w * float(p)), y + row_h),
-                          _bgr(label_set.colours[j]), -1)
-            cv2.putText(image, f"{name} {float(p):.2f}", (left + bar_w + 3, y + row_h - 1),
-                        cv2.FONT_HERSHEY_SIMPLEX, small, (255, 255, 255), 1, cv2.LINE_AA)
-        if face.landmarks is not None:
-            for x, y in np.round(face.landmarks).astype(int):
-                cv2.circle(image, (x, y), max(1, thick - 1), (0, 255, 0), -1)
+        for head in face.heads:
+            head.draw(image, face, label_set, {"scale": scale, "thick": thick, "box": box})
     if not faces:
         cv2.putText(image, "no face found", (5, max(14, int(18 * scale))), cv2.FONT_HERSHEY_SIMPLEX,
                     font, (0, 0, 255), thick, cv2.LINE_AA)

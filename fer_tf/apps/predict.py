@@ -17,7 +17,6 @@ import json
 import os
 import sys
 
-import numpy as np
 
 from fer_tf.apps import analyzer
 from fer_tf.core import atomic, outputs
@@ -61,8 +60,9 @@ def read_pictures(kind, path, stride=1, max_frames=None):
         yield from analyzer.read_frames(path, stride, max_frames)
 
 
-def rows(item, classes, with_landmarks=False):
-    """Flat dicts, one per face (or one for a file with no face or an error)."""
+def rows(item, heads):
+    """Flat dicts, one per face (or one for a file with no face or an error); each head of
+    `heads` (apps/heads.py) adds its fields."""
     base = {"path": item.source, "frame": item.frame}
     if item.error:
         return [{**base, "face": None, "error": item.error}]
@@ -72,13 +72,10 @@ def rows(item, classes, with_landmarks=False):
         return [{**base, "face": None, "error": None, "note": "no face found"}]
     out = []
     for face in item.faces:
-        row = {**base, "face": face.index, "box": list(face.box), "label": face.label,
-               "probabilities": {c: round(p, 6) for c, p in face.emotions.items()},
-               "error": None}
-        if face.smile is not None:
-            row["smile"] = round(face.smile, 6)
-        if with_landmarks and face.landmarks is not None:
-            row["landmarks"] = np.round(face.landmarks, 1).tolist()
+        row = {**base, "face": face.index, "box": list(face.box)}
+        for head in heads:
+            row.update(head.fields(face, rounded=True))
+        row["error"] = None
         out.append(row)
     return out
 
@@ -86,11 +83,14 @@ def rows(item, classes, with_landmarks=False):
 class Writer:
     """table | jsonl | csv, one picture at a time: to stdout, or to a hidden temporary file beside
     `output` that is flushed after every picture and renamed to `output` when the run ends —
-    normally, on Ctrl-C or on an error — so every completed result is kept."""
+    normally, on Ctrl-C or on an error — so every completed result is kept. The heads' own
+    declarations give the csv columns and the table's text."""
 
-    def __init__(self, fmt, classes, output=None, with_landmarks=False, with_smile=False):
+    def __init__(self, fmt, classes, output=None, heads=()):
         self.fmt, self.classes, self.output = fmt, classes, output
-        self.with_landmarks, self.with_smile = with_landmarks, with_smile
+        self.leading = [h for h in heads if not h.trailing]
+        self.trailing = [h for h in heads if h.trailing]
+        self.heads = self.leading + self.trailing
         self.tmp = None
         if output:
             self.tmp = atomic.sibling_temp(output)
@@ -102,12 +102,17 @@ class Writer:
             self.stream = sys.stdout
         if fmt == "csv":
             self.csv = csv.writer(self.stream, lineterminator="\n")
-            self.csv.writerow(["path", "frame", "face", "left", "top", "right", "bottom", "label",
-                               *classes] + (["smile"] if with_smile else []) + ["error"]
-                              + (["landmarks"] if with_landmarks else []))
+            self.csv.writerow(["path", "frame", "face", "left", "top", "right", "bottom",
+                               *self._columns(self.leading), "error", *self._columns(self.trailing)])
+
+    def _columns(self, heads):
+        return [c for head in heads for c in head.csv_columns(self.classes)]
+
+    def _cells(self, heads, row):
+        return [c for head in heads for c in head.csv_cells(row, self.classes)]
 
     def write(self, item):
-        for row in rows(item, self.classes, self.with_landmarks):
+        for row in rows(item, self.heads):
             if self.fmt == "jsonl":
                 self.stream.write(json.dumps(row) + "\n")
             elif self.fmt == "csv":
@@ -117,15 +122,11 @@ class Writer:
         self.stream.flush()
 
     def _csv_row(self, row):
-        box = row.get("box") or [""] * 4
-        probs = ([f"{row['probabilities'][c]:.6f}" for c in self.classes]
-                 if "probabilities" in row else [""] * len(self.classes))
-        extra = [json.dumps(row["landmarks"]) if "landmarks" in row else ""] if self.with_landmarks else []
-        smile = [f"{row['smile']:.6f}" if "smile" in row else ""] if self.with_smile else []
+        face = row["face"] is not None
         self.csv.writerow([row["path"], "" if row["frame"] is None else row["frame"],
-                           "" if row["face"] is None else row["face"], *box,
-                           row.get("label", ""), *probs, *smile, row["error"] or row.get("note", ""),
-                           *extra])
+                           "" if not face else row["face"], *(row.get("box") or [""] * 4),
+                           *self._cells(self.leading, row), row["error"] or row.get("note", ""),
+                           *self._cells(self.trailing, row)])
 
     def _table_row(self, row):
         where = row["path"] + ("" if row["frame"] is None else f" [frame {row['frame']}]")
@@ -134,14 +135,10 @@ class Writer:
         elif row["face"] is None:
             self.stream.write(f"{where}: {row['note']}\n")
         else:
-            top = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:3]
             box = ",".join(f"{v:.0f}" for v in row["box"])
-            smile = f"  smile {row['smile']:.2f}" if "smile" in row else ""
-            self.stream.write(f"{where} face {row['face']} [{box}]: {row['label']}  ("
-                              + ", ".join(f"{c} {p:.2f}" for c, p in top) + f"){smile}\n")
-            if "landmarks" in row:
-                self.stream.write("    landmarks: " + " ".join(f"{x:.1f},{y:.1f}"
-                                                               for x, y in row["landmarks"]) + "\n")
+            self.stream.write(f"{where} face {row['face']} [{box}]: "
+                              + "".join(head.inline(row) for head in self.heads) + "\n"
+                              + "".join(head.lines(row) for head in self.heads))
 
     def close(self):
         """Publish what was written (also after an interruption); idempotent."""
@@ -173,14 +170,14 @@ def run(paths, model_path=None, fmt="table", output=None, annotate=None, detect=
                                landmarks_model=landmarks_model, detector=detector, detect=detect,
                                upsample=upsample, batch_size=batch_size, workers=workers,
                                align_points=align_points, optimize=not one_photo,
-                               precision=precision)
+                               precision=precision, report_landmarks=with_landmarks)
     # TensorFlow and the models leave ~300,000 objects that every full garbage collection walks,
     # and the per-photo work allocates enough to trigger them: set aside, 800 GENKI-4K photos
     # take 4.95 s instead of 5.8 (the Python API leaves that choice to its caller).
     gc.freeze()
     webcams = {path for kind, path in items if kind == "webcam"}
     summary = Summary()
-    writer = Writer(fmt, engine.classes, output, with_landmarks, with_smile=bool(smile))
+    writer = Writer(fmt, engine.classes, output, engine.reported_heads)
     annotator = (drawing.Annotator(annotate, engine.model.label_set, [p for _, p in items])
                  if annotate else None)
 

@@ -19,7 +19,7 @@ from fer_tf.data import preprocess, records
 from fer_tf.core.errors import FerTfError
 from fer_tf.serving import exported, rebuild
 from fer_tf.training import model_fn
-from fer_tf.training.receivers import INPUT_KEY
+from fer_tf.core.export_format import INPUT_KEY
 
 v1 = tf.compat.v1
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -159,7 +159,7 @@ class _Overlay:
 def check_inputs(model_path, data_dir):
     source = exported.resolve_export(model_path)
     meta = exported.read_meta(source)
-    if meta["model"] == "ensemble" or models.get(meta["model"]).features is None:
+    if exported.is_ensemble(meta) or models.get(meta["model"]).features is None:
         raise FerTfError(f"--model {model_path}: a {meta['model']} export; a smile head needs a "
                          "single network that declares its features (dlib_resnet, vgg)")
     manifest = records.read_manifest(data_dir)

@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 
+from fer_tf.core import export_format
 from fer_tf.core.errors import FerTfError
 
 # Each kind: how fer-tf recognises its own output of that kind (False for anything else).
@@ -23,7 +24,7 @@ RECORDS_FORMAT = "fer-tf-records/1"
 SOFT_LABELS_FORMAT = "fer-tf-soft-labels/1"
 ANNOTATIONS_MARKER = ".fer_tf_annotations"
 RUN_META = "fer_tf_run.json"
-META_FILE = "fer_tf.json"          # an export's metadata, in assets.extra/
+META_FILE, LABELS_FILE = export_format.META_FILE, export_format.LABELS_FILE
 PNG_SOFTWARE = "fer-tf"
 TABLE_HEADER = "# fer-tf predict"
 CSV_HEADER_START = "path,frame,face,left,top,right,bottom,label,"
@@ -44,11 +45,11 @@ def _is_records(path):
 
 def _is_export(path):
     return (os.path.isfile(os.path.join(path, "saved_model.pb"))
-            and isinstance(_json(os.path.join(path, "assets.extra", META_FILE)), dict))
+            and isinstance(_json(export_format.meta_path(path)), dict))
 
 
 # What `fer-tf train` writes into a model dir before fer_tf_run.json (cluster tasks start together).
-RUN_EARLY_FILES = ("fer_tf.json", "labels.txt", ".fer_tf.lock", "steps", "eval_history.json")
+RUN_EARLY_FILES = (META_FILE, LABELS_FILE, ".fer_tf.lock", "steps", "eval_history.json")
 RUN_KEYS = {"model", "label_set", "image_size"}          # fer_tf_run.json holds at least these
 EXPORT_META_KEYS = RUN_KEYS | {"hparams"}               # and fer_tf.json these
 

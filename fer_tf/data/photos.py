@@ -82,8 +82,8 @@ def read_csv(path, classes=None):
         if split is not None and split not in SPLITS:
             problems.append(f"{where}: split {cells[2]!r} is not train, eval or test, left out")
             continue
-        photo_path = cells[0] if os.path.isabs(cells[0]) else os.path.join(base, cells[0])
-        photos.append(Photo(photo_path, cells[1], split, where))
+        # An absolute path stays as it is: os.path.join drops `base` before it.
+        photos.append(Photo(os.path.join(base, cells[0]), cells[1], split, where))
     with_split = {p.split is not None for p in photos}
     if len(with_split) > 1:
         raise FerTfError(f"{path}: some rows give a split and some do not; give a split on every "

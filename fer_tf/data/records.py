@@ -280,15 +280,20 @@ def feature_spec(has_votes):
     return spec
 
 
+def _feature_vector_spec(manifest):
+    return {"features": tf.io.FixedLenFeature([manifest["feature_dim"]], tf.float32),
+            "label": tf.io.FixedLenFeature([], tf.int64)}
+
+
+# A record folder's kind (its manifest's `kind`) -> the parse spec of its examples.
+RECORD_SPECS = {"images": lambda manifest: feature_spec(manifest.get("has_votes", False)),
+                "landmarks": lambda manifest: landmark_feature_spec(),
+                "features": _feature_vector_spec}
+
+
 def record_spec(manifest):
     """The parse spec of a record folder's examples, by its kind."""
-    found = kind(manifest)
-    if found == "landmarks":
-        return landmark_feature_spec()
-    if found == "features":
-        return {"features": tf.io.FixedLenFeature([manifest["feature_dim"]], tf.float32),
-                "label": tf.io.FixedLenFeature([], tf.int64)}
-    return feature_spec(manifest.get("has_votes", False))
+    return RECORD_SPECS[kind(manifest)](manifest)
 
 
 def undecodable_records(directory, manifest, split):

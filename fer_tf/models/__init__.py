@@ -81,6 +81,11 @@ def register(spec):
     return spec
 
 
+def unregister(name):
+    """Forget a model registered at run time (a test's own)."""
+    _REGISTRY.pop(name, None)
+
+
 def _load_all():
     """Import every module of this package once: a model file registers itself on import, so
     adding a model means adding one file."""

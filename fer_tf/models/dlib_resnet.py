@@ -162,10 +162,24 @@ def folded_weights(network):
     return {k: [np.ascontiguousarray(v, np.float32) for v in vs] for k, vs in weights.items()}
 
 
+def to_chip_framing(images, size, shift):
+    """48 px faces -> size x size, the window moved down by `shift` of the side. Measured with
+    dlib's 68-point predictor (300 FER2013 faces against the 32 test chips): FER2013 frames faces
+    at dlib's chip scale (eye distance 0.360 vs 0.359 of the side) but lower (eye line at 0.391
+    vs 0.308 of the height), so shift=0.085 puts the eyes where the trunk learned them. Rows
+    beyond the face are the normalised mean (0)."""
+    if not shift:
+        return tf.image.resize(images, [size, size], method="bilinear")
+    n = tf.shape(images)[0]
+    box = tf.constant([[shift, 0.0, 1.0 + shift, 1.0]], tf.float32)
+    return tf.image.crop_and_resize(images, tf.tile(box, [n, 1]), tf.range(n), [size, size],
+                                    extrapolation_value=0.0)
+
+
 def features(images, params, num_classes=None):
     """Normalised faces -> the trunk's 256-d pooled features at params["input_size"]."""
     size = params["input_size"]
-    return trunk(tf.image.resize(images, [size, size], method="bilinear"), GraphOps)
+    return trunk(to_chip_framing(images, size, params.get("face_shift", 0.0)), GraphOps)
 
 
 def build(images, num_classes, is_training, params):
@@ -193,7 +207,8 @@ SPEC = register(ModelSpec(
     build=build,
     normalize=normalize,
     image_size=IMAGE_SIZE,
-    hparams={"input_size": HParam(112, low=103), "smile_head": HParam(False), "optimizer": "adam", "learning_rate": 1e-4,
+    hparams={"input_size": HParam(112, low=103), "face_shift": HParam(0.0, low=-0.25, high=0.25),
+             "smile_head": HParam(False), "optimizer": "adam", "learning_rate": 1e-4,
              "weight_decay": 0.0, "keep_prob": 0.8, "label_smoothing": 0.1, "epochs": 20},
     description="dlib's face-recognition ResNet-29 (face_recognition_models), fine-tuned; "
                 "48 px faces resized to input_size inside the graph",

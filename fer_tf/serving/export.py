@@ -11,59 +11,42 @@ import os
 import shutil
 import tempfile
 
-import tensorflow as tf
-
+from fer_tf import models
 from fer_tf.core import atomic
-from fer_tf.data import records
 from fer_tf.core.errors import FerTfError
-from fer_tf.models import vggface2, vggface2_weights
-from fer_tf.core.outputs import META_FILE, RUN_META
-from fer_tf.serving import exported
-from fer_tf.serving import rebuild
-from fer_tf.training import keras_estimator
-from fer_tf.training.config import RunSpec
+from fer_tf.core.outputs import RUN_META
+from fer_tf.data import records
+from fer_tf.serving import exported, rebuild
+from fer_tf.training import tasks
 
 
-def assemble_vggface2(model_dir, out, weights_path=None, allow_random_init=False, log=print):
-    """Base (from the VGGFace2 weights file) + head (from a vggface2_head run's latest
-    checkpoint) -> one SavedModel that takes image bytes, like every other export."""
-    with open(os.path.join(model_dir, META_FILE)) as f:
-        meta = json.load(f)
-    hp = meta["hparams"]
-    classes = list(meta["label_set"]["classes"])
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    if not checkpoint:
-        raise FerTfError(f"--model-dir {model_dir}: no checkpoint; train the head first")
-    model = vggface2.build_keras_model(len(classes), "features", width=hp["width"],
-                                       head_units=hp["head_units"], keep_prob=hp["keep_prob"])
-    vggface2_weights.load_or_refuse(model, weights_path, allow_random_init, log)
-    reader = tf.train.load_checkpoint(checkpoint)
-    for name in ("fer_fc1", "probabilities"):
-        model.get_layer(name).set_weights([reader.get_tensor(f"{name}/kernel"),
-                                           reader.get_tensor(f"{name}/bias")])
-    meta.update(model="vggface2", image_size=[224, 224, 3], assembled_from=checkpoint)
-    meta["hparams"] = {**hp, "vggface2_mode": "features"}
-    work = tempfile.mkdtemp(prefix="fer_tf_assemble_")
-    meta_path, labels_path = os.path.join(work, META_FILE), os.path.join(work, "labels.txt")
-    atomic.write_json(meta_path, meta)
-    with open(labels_path, "w") as f:
-        f.write("\n".join(classes) + "\n")
-    path = keras_estimator.export_keras_model(
-        model, hp, RunSpec.for_export(meta), {META_FILE: meta_path, "labels.txt": labels_path},
-        os.path.join(work, "export"))
-    with atomic.atomic_directory(out) as tmp:
-        os.rmdir(tmp)
-        shutil.copytree(path, tmp)
-    shutil.rmtree(work, ignore_errors=True)
-    return out
-
-
-def is_head_run(model_dir):
+def assembler_of(model_dir):
+    """The task's assembler (Task.assemble) for a run whose export is assembled from parts — a
+    head trained on cached features — else None."""
     path = os.path.join(model_dir, RUN_META)
     if not os.path.isfile(path):
-        return False
+        return None
     with open(path) as f:
-        return json.load(f).get("model") == "vggface2_head"
+        model = json.load(f).get("model")
+    return tasks.of(models.get(model)).assemble if model in models.names() else None
+
+
+def assemble(model_dir, out, weights_path=None, allow_random_init=False, log=print):
+    """A features run's head with its base -> one image-bytes SavedModel at `out` (its task's
+    assembler; refused for a run that `fer-tf export` exports directly)."""
+    assembler = assembler_of(model_dir)
+    if assembler is None:
+        raise FerTfError(f"--model-dir {model_dir}: not a run of a head on cached features; "
+                         "export it with `fer-tf export --model-dir` alone")
+    work = tempfile.mkdtemp(prefix="fer_tf_assemble_")
+    try:
+        path = assembler(model_dir, work, weights_path, allow_random_init, log)
+        with atomic.atomic_directory(out) as tmp:
+            os.rmdir(tmp)
+            shutil.copytree(path, tmp)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
 
 
 def storage_of(float16, int8):
@@ -98,10 +81,10 @@ def export(model_dir, out, float16=False, tta=None, int8=False, prior=None):
     if kind is None and (storage != "float32" or tta):
         raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers "
                          f"and landmark models; {meta['model']} is exported as it is")
-    if kind != "classifier" and prior is not None:
+    if not (kind and kind.prior) and prior is not None:
         raise FerTfError(f"--prior-tau: applies to classifiers; {meta['model']} has no classes "
                          "to correct")
-    if kind == "landmarks" and tta:
+    if kind and not kind.views and tta:
         raise FerTfError(f"--tta: a landmark model keeps its own test-time views (`--hparams "
                          f"tta=flip` when training {meta['model']}); export without --tta")
     meta = with_prior(rebuild.with_tta(meta, tta), prior)
@@ -127,7 +110,7 @@ def ensemble(member_paths, out, weights=None, float16=False, tta=None, int8=Fals
     for path, weight in zip(member_paths, weights):
         source = exported.resolve_export(path, "members:")
         meta = exported.read_meta(source)
-        if meta["model"] == "ensemble":
+        if exported.is_ensemble(meta):
             if meta.get("prior_correction"):
                 raise FerTfError(f"{path}: carries a prior correction; ensemble uncorrected exports "
                                  "and give the ensemble --prior-tau instead")

@@ -8,18 +8,13 @@ from tensorflow.python.util import deprecation
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 
-from fer_tf.core import atomic
+from fer_tf.core import atomic, export_format
 from fer_tf.core import labels as label_sets
 from fer_tf.data.records import encode_png
 from fer_tf.core.errors import FerTfError
 from fer_tf.faces import crops
-from fer_tf.core.outputs import META_FILE, best_export
-from fer_tf.training.receivers import INPUT_KEY
-
-FACES_SIGNATURE = "faces"      # the raw-faces signature of rebuilt exports (serving/rebuild.py)
-CROPS_SIGNATURE = "crops"      # the raw-crops signature of rebuilt landmark exports
-IMAGE_ONLY_SIGNATURE = "image_only:serving_default"   # the Estimator's name for it
-SERVING_DEFAULT = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+from fer_tf.core.outputs import best_export
+from fer_tf.core.export_format import CROPS_SIGNATURE, FACES_SIGNATURE, INPUT_KEY, SERVING_DEFAULT
 
 
 class Signatures:
@@ -176,8 +171,20 @@ def resolve_export(path, flag="--model"):
     return best
 
 
+ENSEMBLE = "ensemble"     # the `model` of an ensemble's metadata; its `members` list the models
+
+
+def is_ensemble(meta):
+    return "members" in meta
+
+
+def members_of(meta):
+    """The single models' metadata in an export's: its members, or itself."""
+    return meta["members"] if is_ensemble(meta) else [meta]
+
+
 def read_meta(export_dir):
-    meta = atomic.read_json(os.path.join(export_dir, "assets.extra", META_FILE),
+    meta = atomic.read_json(export_format.meta_path(export_dir),
                             "this SavedModel was not exported by fer-tf, so its label set is "
                             "unknown; export it with `fer-tf export`")
     meta["label_set_obj"] = label_sets.from_json(meta["label_set"])
@@ -194,8 +201,7 @@ class ExportedModel:
         self.meta = read_meta(self.path)
         self.label_set = self.meta["label_set_obj"]
         self.image_size = tuple(self.meta["image_size"])
-        members = self.meta.get("members") or [self.meta]     # an ensemble, or one model
-        views = {(m.get("hparams") or {}).get("tta") or "none" for m in members}
+        views = {(m.get("hparams") or {}).get("tta") or "none" for m in members_of(self.meta)}
         # An ensemble's members may each carry their own test-time views.
         self.tta = views.pop() if len(views) == 1 else "per_member"
         self.precision = resolve_precision(precision)
@@ -211,8 +217,7 @@ class ExportedModel:
     def has_smile(self):
         """True for an export that also gives P(smile) from its expression network (fer-tf
         smile-head), or from an ensemble member's."""
-        members = self.meta.get("members") or [self.meta]
-        return any((m.get("hparams") or {}).get("smile_head") for m in members)
+        return any((m.get("hparams") or {}).get("smile_head") for m in members_of(self.meta))
 
     def predict_faces(self, faces):
         """Probabilities of uint8 faces [N, H, W, C] at the export's image_size."""
@@ -241,11 +246,12 @@ class ExportedModel:
 class LandmarkModel:
     """An exported landmark SavedModel: photo bytes + face box -> 68 points in photo pixels."""
 
-    def __init__(self, path, flag="--model", optimize=True, signatures=None):
+    def __init__(self, path, flag="--model", optimize=True, signatures=None, precision="float32"):
         self.path = resolve_export(path, flag)
         meta = read_meta(self.path)
         if meta["label_set"]["name"] != label_sets.LANDMARKS68.name:
             raise FerTfError(f"{flag} {path}: a {meta['model']} model, not a landmark model")
+        # `precision` is accepted like ExportedModel's; points are pixel coordinates: float32.
         self._signatures = signatures or Signatures(self.path, flag, optimize)
         self.image_size = tuple(meta["image_size"])
 

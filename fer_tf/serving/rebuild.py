@@ -28,30 +28,30 @@ training split's class frequencies raised to `tau` and renormalised, so rare cla
 fear) are no longer out-voted by the training set's imbalance. tau 0 is the plain model, tau 1
 the balanced Bayes rule; tau is chosen on PublicTest (tools/prior_correction.py).
 """
+import dataclasses
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from fer_tf.core import atomic
 from fer_tf import models
 from fer_tf.data import preprocess
 from fer_tf.core.errors import FerTfError
-from fer_tf.core.outputs import META_FILE
+from fer_tf.core import export_format
 from fer_tf.serving import exported
 from fer_tf.training import model_fn, tasks, warm_start
 from fer_tf.training.config import RunSpec
 from fer_tf.training import receivers
-from fer_tf.training.receivers import INPUT_KEY
+from fer_tf.core.export_format import INPUT_KEY
 
 v1 = tf.compat.v1
-FACES_KEY = FACES_SIGNATURE = exported.FACES_SIGNATURE
-CROPS_KEY = CROPS_SIGNATURE = exported.CROPS_SIGNATURE
+FACES_KEY = FACES_SIGNATURE = export_format.FACES_SIGNATURE
+CROPS_KEY = CROPS_SIGNATURE = export_format.CROPS_SIGNATURE
 
 
 def members(meta):
     """[(scope, member meta, weight)]: one entry for a single model, K for an ensemble."""
-    if meta["model"] == "ensemble":
+    if exported.is_ensemble(meta):
         return [(f"member{k}", m, m["weight"]) for k, m in enumerate(meta["members"])]
     return [("", meta, 1.0)]
 
@@ -73,8 +73,8 @@ def _probabilities(meta, member_images):
     classes = list(meta["label_set"]["classes"])
     total, weights, smiles = 0.0, 0.0, []
     for k, (scope, member, weight) in enumerate(members(meta)):
-        spec = models.get(member["model"])
-        if tasks.of(spec).rebuild != "classifier":
+        kind = KINDS.get(tasks.of(models.get(member["model"])).rebuild)
+        if not (kind and kind.ensembles):
             raise FerTfError(f"{member['model']}: only classifiers on the shared model_fn can be "
                              "rebuilt (not Keras or landmark models)")
         run = RunSpec(model=member["model"], classes=tuple(classes),
@@ -206,13 +206,6 @@ def build_graph(meta, storage="float32"):
     return signatures, (storage.init_op() if storage else None)
 
 
-def kind_of(meta):
-    """How an export is rebuilt: "classifier" (ensembles too), "landmarks", or None."""
-    if meta["model"] == "ensemble":
-        return "classifier"
-    return tasks.of(models.get(meta["model"])).rebuild
-
-
 def build_landmark_graph(meta, storage="float32"):
     """-> (signature_def_map, init op or None) of a landmark export, in the current graph."""
     storage = STORAGES[storage]() if STORAGES[storage] else None
@@ -233,7 +226,7 @@ def build_landmark_graph(meta, storage="float32"):
     signatures = {
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: v1.saved_model.predict_signature_def(
             receiver.receiver_tensors, from_bytes),
-        exported.IMAGE_ONLY_SIGNATURE: v1.saved_model.predict_signature_def(
+        export_format.IMAGE_ONLY_SIGNATURE: v1.saved_model.predict_signature_def(
             {INPUT_KEY: image_bytes}, from_bytes),
         CROPS_SIGNATURE: v1.saved_model.predict_signature_def(
             {CROPS_KEY: crops}, {"points_normalized": from_crops["points_normalized"]}),
@@ -241,7 +234,33 @@ def build_landmark_graph(meta, storage="float32"):
     return signatures, (storage.init_op() if storage else None)
 
 
-GRAPHS = {"classifier": build_graph, "landmarks": build_landmark_graph}
+@dataclasses.dataclass(frozen=True)
+class ExportKind:
+    """How a task's exports are rebuilt, loaded and served; a Task names its kind (Task.rebuild)
+    and nothing else asks which task an export came from."""
+    name: str
+    graph: callable                 # (meta, storage) -> (signature_def_map, init op or None)
+    client: type                    # loads it: (path, flag, optimize, signatures, precision)
+    views: bool                     # --tta rebuilds test-time views into its graph
+    prior: bool                     # has classes, so --prior-tau applies
+    ensembles: bool                 # can be an ensemble member
+    reduced_precision: bool         # may be served in bf16 (points in pixels: no)
+
+
+CLASSIFIER = ExportKind("classifier", build_graph, exported.ExportedModel, views=True, prior=True,
+                        ensembles=True, reduced_precision=True)
+LANDMARKS = ExportKind("landmarks", build_landmark_graph, exported.LandmarkModel, views=False,
+                       prior=False, ensembles=False, reduced_precision=False)
+KINDS = {kind.name: kind for kind in (CLASSIFIER, LANDMARKS)}
+
+
+def kind_of(meta):
+    """The ExportKind an export is rebuilt as (an ensemble: its members'), or None for exports
+    kept as they are (Keras models) and models this version does not know."""
+    first = exported.members_of(meta)[0]["model"]
+    if first not in models.names():
+        return None
+    return KINDS.get(tasks.of(models.get(first)).rebuild)
 
 
 def weight_source(export_dir):
@@ -298,7 +317,7 @@ def write(meta, readers, out_dir, storage="float32"):
     """Write the rebuilt SavedModel to `out_dir` (a fresh path) with fer-tf's assets;
     `storage`: float32, float16 or int8 weights (STORAGES)."""
     with tf.Graph().as_default():
-        signatures, init_op = GRAPHS[kind_of(meta)](meta, storage)
+        signatures, init_op = kind_of(meta).graph(meta, storage)
         with v1.Session() as sess:
             sess.run(v1.local_variables_initializer())
             load_weights(sess, readers)
@@ -306,12 +325,10 @@ def write(meta, readers, out_dir, storage="float32"):
             builder.add_meta_graph_and_variables(sess, [tf.saved_model.SERVING],
                                                  signature_def_map=signatures, main_op=init_op)
             builder.save()
-    extra = os.path.join(out_dir, "assets.extra")
+    extra = os.path.join(out_dir, export_format.ASSETS_EXTRA)
     os.makedirs(extra, exist_ok=True)
-    atomic.write_json(os.path.join(extra, META_FILE),
-                      {k: v for k, v in meta.items() if k not in ("label_set_obj", "path")})
-    with open(os.path.join(extra, "labels.txt"), "w") as f:
-        f.write("\n".join(meta["label_set"]["classes"]) + "\n")
+    export_format.write_assets(extra, {k: v for k, v in meta.items()
+                                        if k not in ("label_set_obj", "path")})
 
 
 def with_tta(meta, tta):
@@ -323,7 +340,7 @@ def with_tta(meta, tta):
             raise FerTfError(f"--tta ten_crop: {member['model']} was not trained on crops "
                              "(crop_size 0); use --tta flip")
     meta = dict(meta)
-    if meta["model"] == "ensemble":
+    if exported.is_ensemble(meta):
         meta["members"] = [{**m, "hparams": {**m["hparams"], "tta": tta}} for m in meta["members"]]
     else:
         meta["hparams"] = {**meta["hparams"], "tta": tta}
@@ -349,7 +366,7 @@ def ensemble_meta(member_metas, weights=None):
     """The metadata of an ensemble of single-model exports with one label set."""
     first = member_metas[0]
     for meta in member_metas:
-        if meta["model"] == "ensemble":
+        if exported.is_ensemble(meta):
             raise FerTfError(f"{meta['path']}: is an ensemble already; list its members instead")
         if meta.get("prior_correction"):
             raise FerTfError(f"{meta['path']}: carries a prior correction; ensemble the "
@@ -362,7 +379,7 @@ def ensemble_meta(member_metas, weights=None):
     if len(weights) != len(member_metas) or any(not w > 0 for w in weights):
         raise FerTfError(f"--weights: give one positive weight per member ({len(member_metas)})")
     sizes = np.array([m["image_size"] for m in member_metas])
-    return {"model": "ensemble", "label_set": first["label_set"],
+    return {"model": exported.ENSEMBLE, "label_set": first["label_set"],
             "image_size": [int(v) for v in sizes.max(axis=0)], "input": INPUT_KEY,
             "members": [{"model": m["model"], "hparams": m["hparams"],
                          "image_size": m["image_size"], "weight": float(w),

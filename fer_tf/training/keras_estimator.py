@@ -4,6 +4,8 @@ model_to_estimator gives a model_fn whose predictions are the Keras outputs; it 
 export carries the same `probabilities`, `classes`, `class_names` signature and the evaluation the
 same per-class metrics as the shared classifier model_fn.
 """
+import json
+import os
 import tempfile
 
 import tensorflow as tf
@@ -86,3 +88,32 @@ def export_keras_model(model, params, run, assets_extra, export_base):
         export_base, receivers.serving_input_receiver_fn(run.image_size), assets_extra=assets_extra,
         checkpoint_path=estimator._warm_start_settings.ckpt_to_initialize_from)
     return path.decode() if isinstance(path, bytes) else path
+
+
+def assemble_head_export(model_dir, work, weights_path=None, allow_random_init=False, log=print):
+    """The keras_head task's export: the base (from the VGGFace2 weights file) + the head (from
+    the run's latest checkpoint) -> one SavedModel under `work` that takes image bytes, like
+    every other export; returns its path."""
+    from fer_tf.core import export_format
+    from fer_tf.core.errors import FerTfError
+    from fer_tf.core.export_format import META_FILE
+    from fer_tf.models import vggface2_weights
+    from fer_tf.training.config import RunSpec
+    with open(os.path.join(model_dir, META_FILE)) as f:
+        meta = json.load(f)
+    hp = meta["hparams"]
+    classes = list(meta["label_set"]["classes"])
+    checkpoint = tf.train.latest_checkpoint(model_dir)
+    if not checkpoint:
+        raise FerTfError(f"--model-dir {model_dir}: no checkpoint; train the head first")
+    model = vggface2.build_keras_model(len(classes), "features", width=hp["width"],
+                                       head_units=hp["head_units"], keep_prob=hp["keep_prob"])
+    vggface2_weights.load_or_refuse(model, weights_path, allow_random_init, log)
+    reader = tf.train.load_checkpoint(checkpoint)
+    for name in ("fer_fc1", "probabilities"):
+        model.get_layer(name).set_weights([reader.get_tensor(f"{name}/kernel"),
+                                           reader.get_tensor(f"{name}/bias")])
+    meta.update(model="vggface2", image_size=[224, 224, 3], assembled_from=checkpoint)
+    meta["hparams"] = {**hp, "vggface2_mode": "features"}
+    return export_keras_model(model, hp, RunSpec.for_export(meta),
+                              export_format.write_assets(work, meta), os.path.join(work, "export"))

@@ -6,9 +6,10 @@
 """
 import tensorflow as tf
 
+from fer_tf.core import export_format
 from fer_tf.data import preprocess
 
-INPUT_KEY = "image_bytes"
+INPUT_KEY = export_format.INPUT_KEY
 
 
 def serving_input_receiver_fn(image_size):

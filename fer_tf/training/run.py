@@ -12,10 +12,11 @@ from fer_tf.core import atomic
 from fer_tf import models
 from fer_tf.data import records, soft_labels
 from fer_tf.core.errors import FerTfError, UsageError
-from fer_tf.core.outputs import META_FILE, RUN_META, best_export
+from fer_tf.core import export_format
+from fer_tf.core.outputs import RUN_META, best_export
 from fer_tf.training import inputs, progress, tasks, warm_start
 from fer_tf.training.config import RunSpec
-from fer_tf.training.receivers import INPUT_KEY
+from fer_tf.core.export_format import INPUT_KEY
 LOCK_FILE = ".fer_tf.lock"
 
 
@@ -161,7 +162,7 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
         except FerTfError as e:
             raise FerTfError(f"--{role}-split {split}: {e} in {data_dir}") from None
     if teacher:
-        if task.name != "classification":      # the shared model_fn's loss takes the teacher
+        if not task.distills:
             raise UsageError(f"--teacher: distillation needs a classifier trained on image "
                              f"records, not {spec.name} on {data_dir}")
         soft_labels.check(teacher, label_set, splits["train"],
@@ -266,11 +267,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         check_run_meta(model_dir, {"model": spec.name, "label_set": prepared.label_set.name,
                                    "image_size": list(spec.image_size), "data_dir": data_dir},
                        write=cluster_task_type() in (None, "chief", "master"))
-        meta_path = os.path.join(model_dir, META_FILE)
-        labels_path = os.path.join(model_dir, "labels.txt")
-        atomic.write_json(meta_path, export_meta(prepared))
-        with atomic.atomic_file(labels_path) as f:
-            f.write("\n".join(run.classes) + "\n")
+        assets = export_format.write_assets(model_dir, export_meta(prepared))
         save_steps = checkpoint_steps or steps_per_epoch * eval_every_epochs
         # Summaries at least once per evaluation, so even short runs draw curves.
         config = make_run_config(model_dir, save_steps, seed, strategy, params["mixed_precision"],
@@ -280,7 +277,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             traced = task.estimator(config, params, run, options)
             options = dataclasses.replace(options, warm_start=warm_start.settings(
                 init_from, spec.name, traced, run, model_dir, log,
-                points=task.name == "landmarks"))
+                points=task.points))
         elif spec.pretrained and tf.train.latest_checkpoint(model_dir) is None:
             traced = task.estimator(config, params, run, options)
             options = dataclasses.replace(options, warm_start=warm_start.pretrained(
@@ -291,7 +288,7 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         exporters = [] if task.receiver is None else [tf.estimator.BestExporter(
             name="best", serving_input_receiver_fn=task.receiver(spec.image_size),
             compare_fn=task.better, exports_to_keep=1,
-            assets_extra={META_FILE: meta_path, "labels.txt": labels_path})]
+            assets_extra=assets)]
         hooks = [StepCountHook(model_dir)]
         bar = progress.ProgressBar(max_steps, params["batch_size"]) if progress_bar else None
         hooks += [bar] if bar else []

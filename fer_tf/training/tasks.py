@@ -32,6 +32,11 @@ class Task:
     rebuild: str = None
     schedules: bool = True          # honours lr_schedule (plateau included)
     warm_starts: bool = False       # can start from another run's weights (--init-from)
+    points: bool = False            # labels are points [K, 2] (the warm start traces them)
+    distills: bool = False          # its loss takes a teacher's probabilities (--teacher)
+    # A run whose export is assembled from parts by `fer-tf export` (receiver None):
+    # (model_dir, work_dir, weights_path, allow_random_init, log) -> SavedModel path.
+    assemble: callable = None
 
     def better(self, best_eval_result, current_eval_result):
         """BestExporter's compare_fn."""
@@ -48,7 +53,8 @@ class Options:
     warm_start: object = None       # tf.estimator.WarmStartSettings (--init-from)
 
 
-def _estimator(make_model_fn):
+def shared_estimator(make_model_fn):
+    """A task's estimator on a model_fn skeleton: make_model_fn(run) -> model_fn."""
     def build(config, params, run, options):
         return tf.estimator.Estimator(make_model_fn(run), config=config, params=params,
                                       warm_start_from=options.warm_start)
@@ -65,16 +71,28 @@ def _keras_head(config, params, run, options):
     return keras_estimator.head_estimator(config, params, run)
 
 
+def _assemble_keras_head(*args):
+    from fer_tf.training import keras_estimator
+    return keras_estimator.assemble_head_export(*args)
+
+
 TASKS = {task.name: task for task in (
-    Task("classification", "images", _estimator(model_fn.classifier_model_fn),
-         receivers.serving_input_receiver_fn, rebuild="classifier", warm_starts=True),
-    Task("landmarks", "landmarks", _estimator(model_fn.landmark_model_fn),
+    Task("classification", "images", shared_estimator(model_fn.classifier_model_fn),
+         receivers.serving_input_receiver_fn, rebuild="classifier", warm_starts=True,
+         distills=True),
+    Task("landmarks", "landmarks", shared_estimator(model_fn.landmark_model_fn),
          lambda size: receivers.landmark_serving_input_receiver_fn(size[0]),
          metric="nme", higher_is_better=False, shown=("nme", "failure_rate_8", "failure_rate_10"),
-         rebuild="landmarks", warm_starts=True),
+         rebuild="landmarks", warm_starts=True, points=True),
     Task("keras", "images", _keras, receivers.serving_input_receiver_fn, schedules=False),
-    Task("keras_head", "features", _keras_head, schedules=False),
+    Task("keras_head", "features", _keras_head, schedules=False, assemble=_assemble_keras_head),
 )}
+
+
+def register(task):
+    """Add a task (a new kind of learning): its models name it in ModelSpec.task."""
+    TASKS[task.name] = task
+    return task
 
 
 def get(name):

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from fer_tf.core import atomic
 from fer_tf.core.errors import FerTfError
-from fer_tf.core.outputs import META_FILE
+from fer_tf.core import export_format
+from fer_tf.core.export_format import META_FILE
 
 v1 = tf.compat.v1
 COPY_DIR = "init_from"
@@ -34,7 +35,7 @@ def read_float(reader, name):
 def source(path, flag="--init-from"):
     """-> (checkpoint prefix, fer-tf metadata) of a SavedModel exported by fer-tf or a model dir."""
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        meta_path = os.path.join(path, "assets.extra", META_FILE)
+        meta_path = export_format.meta_path(path)
         checkpoint = os.path.join(path, "variables", "variables")
     elif os.path.isdir(path):
         meta_path = os.path.join(path, META_FILE)

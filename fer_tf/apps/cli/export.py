@@ -25,9 +25,9 @@ def run(args):
                   f"agreement {check['top1_agreement']:.4f}, largest probability difference "
                   f"{check['max_prob_diff']:.2e}")
         return
-    if export.is_head_run(args.model_dir):
-        path = export.assemble_vggface2(args.model_dir, args.out, args.vggface2_weights,
-                                        args.allow_random_init)
+    if export.assembler_of(args.model_dir):
+        path = export.assemble(args.model_dir, args.out, args.vggface2_weights,
+                               args.allow_random_init)
     else:
         path = export.export(args.model_dir, args.out, float16=args.float16,
                              tta=None if args.tta == "none" else args.tta, int8=args.int8,

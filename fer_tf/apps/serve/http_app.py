@@ -134,7 +134,7 @@ def create_app(state, lifespan=None):
         state.require_ready()
         def entry(s):
             labels = label_sets.from_json(s.meta["label_set"]) if s.meta else None
-            return {"name": s.name, "version": s.version, "kind": s.kind,
+            return {"name": s.name, "version": s.version, "kind": s.kind and s.kind.name,
                     "classes": labels and labels.classes, "colours": labels and labels.colours,
                     "signatures": sorted(s.signatures.signatures),
                     "batches": {name: {"batches": b.batches, "rows": b.rows,

@@ -15,10 +15,9 @@ import numpy as np
 from fer_tf.apps.serve import tfs_json
 from fer_tf.apps.serve.batching import Batcher
 from fer_tf.apps.serve.errors import ApiError
-from fer_tf.core import labels as label_sets
 from fer_tf.core.errors import FerTfError
 from fer_tf.core.outputs import best_export
-from fer_tf.serving import exported
+from fer_tf.serving import exported, rebuild
 
 
 def _versions(path):
@@ -137,21 +136,16 @@ class Servable:
 
     @property
     def kind(self):
+        """Its rebuild.ExportKind; None for a SavedModel fer-tf did not export (or rebuild)."""
         return kind_of(self.meta)
 
-    def expression_model(self):
-        return exported.ExportedModel(self.path, signatures=self.signatures,
-                                      precision=self.precision)
-
-    def landmark_model(self):
-        return exported.LandmarkModel(self.path, signatures=self.signatures)
+    def model(self):
+        """The export's client (ExportedModel, LandmarkModel) over the batched signatures."""
+        return self.kind.client(self.path, signatures=self.signatures, precision=self.precision)
 
 
 def kind_of(meta):
-    """classifier | landmarks | None (a SavedModel fer-tf did not export), from its metadata."""
-    if meta is None:
-        return None
-    return "landmarks" if meta["label_set"]["name"] == label_sets.LANDMARKS68.name else "classifier"
+    return None if meta is None else rebuild.kind_of(meta)
 
 
 class Repository:
@@ -165,8 +159,9 @@ class Repository:
             except FerTfError:
                 meta = None
             # Landmark models stay float32: their points are pixel coordinates.
+            kind = kind_of(meta)
             precision_here = exported.resolve_precision(
-                "float32" if kind_of(meta) == "landmarks" else precision)
+                precision if kind is None or kind.reduced_precision else "float32")
             plain = exported.Signatures(path, f"--models {name}", True, precision_here)
             signatures = BatchedSignatures(plain, batching)
             signatures.warm_up()

@@ -16,6 +16,7 @@ from fer_tf.apps.serve import tfs_json
 from fer_tf.apps.serve.errors import ApiError
 from fer_tf.apps.serve.repository import BatchingOptions, Repository, discover
 from fer_tf.core.errors import FerTfError
+from fer_tf.serving import rebuild
 
 LANDMARKS = ("none", "dlib", "cnn")
 
@@ -123,7 +124,7 @@ class ServerState:
         if result.error:
             raise ApiError(400, f"{source}: {result.error}")
         result.source = source
-        rows = predict.rows(result, engine.classes, with_landmarks=landmarks != "none")
+        rows = predict.rows(result, engine.reported_heads)
         return {"model": servable.name, "version": servable.version, "source": source,
                 "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                 "classes": list(engine.classes),
@@ -135,12 +136,12 @@ class ServerState:
         self.require_ready()
         if name is None:
             name = "default" if "default" in self.repository.servables else next(
-                (s.name for s in self.repository.servables.values() if s.kind == "classifier"), None)
+                (s.name for s in self.repository.servables.values() if s.kind is rebuild.CLASSIFIER), None)
             if name is None:
                 raise ApiError(404, "no expression model is served; start the server with "
                                     "--models pointing at fer-tf exports")
         servable = self.repository.get(name)
-        if servable.kind != "classifier":
+        if servable.kind is not rebuild.CLASSIFIER:
             raise ApiError(400, f"model={name!r} is not an expression model exported by fer-tf")
         return servable
 
@@ -148,9 +149,7 @@ class ServerState:
         """The servable as an ExportedModel / LandmarkModel over its batched signatures, once."""
         with self._models_lock:
             if servable.name not in self._models:
-                self._models[servable.name] = (servable.landmark_model()
-                                               if servable.kind == "landmarks"
-                                               else servable.expression_model())
+                self._models[servable.name] = servable.model()
             return self._models[servable.name]
 
     def _analyzer(self, servable, detector, landmarks, smile):
@@ -167,7 +166,7 @@ class ServerState:
             points = None
             if landmarks == "cnn":
                 served = self.repository.servables.get("landmarks")
-                if served is None or served.kind != "landmarks":
+                if served is None or served.kind is not rebuild.LANDMARKS:
                     raise ApiError(400, "landmarks=cnn needs a landmark model served as 'landmarks'")
                 points = self._loaded(served)
             engines[key] = analyzing.Analyzer(
