@@ -57,10 +57,10 @@ def train_accuracy_after(spec, images, labels, steps, lr=1e-3):
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_fits_64_faces(name):
+def test_fits_32_faces(name):
     import cv2
     spec = models.get(name)
-    rows = sample_rows()[:64]
+    rows = sample_rows()[:32]
     side = spec.image_size[0]
     images = np.array([cv2.resize(np.array(r[1].split(), np.float32).reshape(48, 48), (side, side))
                        .reshape(side, side, 1) for r in rows])
