@@ -109,3 +109,26 @@ def test_synthetic_input_fn_has_the_run_shape(sample_records):
     prepared = run.prepare("lenet7", sample_records, seed=1)
     features, labels = first_batch(inputs.synthetic_input_fn(prepared.run, 8)())
     assert features["image"].shape == (8, 48, 48, 1) and labels.shape == (8,)
+
+
+def test_resampling_target_is_uniform_over_the_classes_present():
+    assert inputs.resample_target([5, 5, 5, 5]) == [0.25, 0.25, 0.25, 0.25]
+    assert inputs.resample_target([10, 0, 30]) == [0.5, 0.0, 0.5]      # none to resample from
+    assert inputs.resample_target([0, 7]) == [0.0, 1.0]
+
+
+def test_one_input_pipeline_reads_every_file(sample_records):
+    ctx = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                     num_replicas_in_sync=1)
+    rows = [r for features, _ in pipeline(EVAL, sample_records, ctx, batch_size=32)
+            for r in features["source_row"].numpy().tolist()]
+    assert len(rows) == len(set(rows)) == 49
+
+
+def test_synthetic_faces_cover_the_pixel_range(sample_records):
+    prepared = run.prepare("lenet7", sample_records, {"batch_size": 64}, seed=1)
+    features, labels = first_batch(inputs.synthetic_input_fn(prepared.run, 64)())
+    pixels = features["image"].numpy()
+    assert pixels.shape == (64, 48, 48, 1) and 0.0 <= pixels.min() < 0.5
+    assert 254.5 < pixels.max() < 255.0
+    assert set(labels.numpy().tolist()) == set(range(7))

@@ -29,6 +29,7 @@ MODULES = {
     "fer_tf/data/fer2013.py": "tests/test_fer2013.py",
     "fer_tf/data/photos.py": "tests/test_photos.py",
     "fer_tf/apps/heads.py": "tests/test_predict_formats.py",
+    "fer_tf/training/inputs.py": "tests/test_inputs.py",
 }
 
 CONFIG = """[cosmic-ray]

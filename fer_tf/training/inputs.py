@@ -92,14 +92,20 @@ def landmark_parts(manifest, params, run, training):
 PARTS = {"images": image_parts, "features": feature_parts, "landmarks": landmark_parts}
 
 
+def resample_target(counts):
+    """Uniform over the classes the training split has; 0 for a class it lacks (rejection
+    resampling cannot make examples of a class out of none)."""
+    present = sum(1 for c in counts if c)
+    return [1.0 / present if c else 0.0 for c in counts]
+
+
 def balanced(ds, counts, seed=None):
     """Rejection-resample the stream to a uniform class distribution (training only);
     `counts` are the training split's examples per class."""
     initial = [c / sum(counts) for c in counts]
-    target = [1.0 / len(counts) if c else 0.0 for c in counts]
-    target = [t / sum(target) for t in target]
-    return ds.rejection_resample(lambda f, label: label, target_dist=target,
-                                 initial_dist=initial, seed=seed).map(lambda label, pair: pair)
+    return ds.rejection_resample(lambda f, label: label,
+                                 initial_dist=initial, target_dist=resample_target(counts),
+                                 seed=seed).map(lambda label, pair: pair)
 
 
 def make_dataset(files, parts, *, training, batch_size, shuffle_buffer=10000, input_context=None,
