@@ -34,9 +34,6 @@ class FaceHead:
     def predict(self, faces, crops):
         """Fill `faces` (a batch, in order) from `crops`: per face, {model: uint8 crop}."""
 
-    def value(self, face):
-        return getattr(face, self.attribute, None)
-
     def fields(self, face, rounded=False):
         """{key: plain value} for JSON; `rounded`: as predict writes them."""
         return {}
