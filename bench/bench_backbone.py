@@ -35,7 +35,7 @@ def convert_worker(csv, out, size, channels):
     start = time.perf_counter()
     manifest = convert.convert_fer2013(csv, out, size=size, channels=channels, progress=False)
     seconds = time.perf_counter() - start
-    faces = sum(s["count"] for s in manifest["splits"].values())
+    faces = sum(split.count for split in manifest.splits.values())
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"faces": faces, "seconds": seconds, "peak_rss_mb": rss_mb}))
 

@@ -51,8 +51,8 @@ def main():
         batch = timed(lambda: model.predict(encoded), args.repeats)
         raw = timed(lambda: model.predict_faces(faces), args.repeats)
         rates[path] = len(encoded) / raw
-        members = model.meta.get("members")
-        what = (f"ensemble of {len(members)}" if members else model.meta["model"]) + \
+        members = model.meta.members
+        what = (f"ensemble of {len(members)}" if members else model.meta.model) + \
             (f", tta {model.tta}" if model.tta and model.tta != "none" else "")
         print(f"{path} ({what}): 1 face {one * 1000:.2f} ms; batch 64: "
               f"{len(encoded) / batch:.0f} faces/s from PNG bytes, {rates[path]:.0f} faces/s raw")

@@ -63,7 +63,7 @@ def main():
         features = train_rate("vggface2", data, {**batch, "vggface2_mode": "features"}, args.steps, work)
         print(f"features end to end (base frozen, every face through ResNet50 each epoch): "
               f"{features:.2f} img/s", flush=True)
-        n = sum(s["count"] for s in records.read_manifest(data)["splits"].values())
+        n = sum(split.count for split in records.read_manifest(data).splits.values())
         start = time.perf_counter()
         bottleneck.cache_features(data, os.path.join(work, "cache"), allow_random_init=True,
                                   progress=False, log=lambda *_: None)

@@ -30,7 +30,7 @@ def test_export_float16_tta_and_tflite(lenet_run, sample_records, tmp_path, caps
                   "--float16", "--tta", "flip")
     assert "float16" in out
     model = exported.ExportedModel(str(tmp_path / "f16"))
-    assert model.meta["hparams"]["tta"] == "flip"
+    assert model.meta.tta == "flip"
     assert export.weights_size(str(tmp_path / "f16")) < 0.55 * export.weights_size(
         export.export(lenet_run, str(tmp_path / "f32")))
     out = command(capsys, "export", "--model-dir", lenet_run, "--tflite", "--out",

@@ -16,7 +16,7 @@ def test_soft_labels_cover_the_split_with_the_teachers_probabilities(sample_reco
     out = str(tmp_path / "teacher.npz")
     meta = distill.label_split(lenet_export, sample_records, "test", out)
     manifest = records.read_manifest(sample_records)
-    assert meta["count"] == records.split_count(manifest, "test")
+    assert meta["count"] == manifest.split_count("test")
     with np.load(out) as data:
         rows, probabilities = data["rows"], data["probabilities"]
     assert len(set(rows.tolist())) == len(rows) == meta["count"]
@@ -37,7 +37,7 @@ def write_constant_teacher(sample_records, path, class_index, split="train"):
                                                                 rows=True)])
     probabilities = np.zeros((len(rows), 7), np.float32)
     probabilities[:, class_index] = 1.0
-    soft_labels.write(path, rows, probabilities, records.manifest_label_set(manifest),
+    soft_labels.write(path, rows, probabilities, manifest.labels,
                       sample_records, split, "constant")
     return path
 
@@ -48,7 +48,7 @@ def test_a_teacher_pulls_the_student_to_its_labels(sample_records, tmp_path):
     wired into the loss, it would follow the hard labels instead."""
     surprise = labels.FER7.classes.index("surprise")
     manifest = records.read_manifest(sample_records)
-    per_class = records.split_per_class(manifest, "train")
+    per_class = manifest.split_per_class("train")
     assert per_class[surprise] < 0.3 * sum(per_class)
     teacher = write_constant_teacher(sample_records, str(tmp_path / "t.npz"), surprise)
     model_dir = str(tmp_path / "run")

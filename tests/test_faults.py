@@ -182,7 +182,7 @@ def record_ends(path):
 
 def test_skip_corrupt_counts_and_trains(damaged_records, sample_records, tmp_path):
     manifest = records.read_manifest(damaged_records)
-    damaged = records.damaged_shards(damaged_records, manifest, "train")
+    damaged = records.damaged_shards(manifest, "train")
     assert [os.path.basename(d[0]) for d in damaged] == [
         "train-00001-of-00008.tfrecord", "train-00002-of-00008.tfrecord"]
     # Expected from how the fixture broke the shards: the records wholly before the flipped
@@ -240,8 +240,8 @@ def test_thousands_of_mixed_bad_rows_are_counted_exactly(tmp_path):
     messages = []
     manifest = convert.convert_fer2013(str(path), str(tmp_path / "r"), skip_bad=True,
                                        progress=False, log=messages.append)
-    assert manifest["read"]["bad_rows"] == bad > 1000
-    assert sum(s["count"] for s in manifest["splits"].values()) == 4000 - bad
+    assert manifest.read_stats["bad_rows"] == bad > 1000
+    assert sum(s.count for s in manifest.splits.values()) == 4000 - bad
     assert messages[-1] == f"skipped {bad} bad row(s) of 4000"
     with pytest.raises(FerTfError, match=r"mixed.csv:\d+: "):
         convert.convert_fer2013(str(path), str(tmp_path / "r2"), progress=False)

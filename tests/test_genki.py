@@ -83,16 +83,16 @@ def genki_records(archive, tmp_path_factory):
 
 def test_conversion_counts_faces_and_failures(genki_records, archive, tmp_path):
     out, manifest = genki_records
-    assert manifest["faces"]["photos"] == 24
-    assert set(manifest["faces"]["detection_failed"]) >= {"file0005.jpg", "file0012.jpg"}
-    assert manifest["faces"]["detected"] == 24 - len(manifest["faces"]["detection_failed"]) >= 18
-    assert sum(s["count"] for s in manifest["splits"].values()) == manifest["faces"]["detected"]
-    assert manifest["split_aliases"] == {"train": "fold0", "eval": "fold1", "test": "fold2"}
-    assert manifest["label_set"]["name"] == "smile2" and manifest["image"]["height"] == 64
+    assert manifest.photos == 24
+    assert set(manifest.extra["faces"]["detection_failed"]) >= {"file0005.jpg", "file0012.jpg"}
+    assert manifest.extra["faces"]["detected"] == 24 - len(manifest.extra["faces"]["detection_failed"]) >= 18
+    assert sum(s.count for s in manifest.splits.values()) == manifest.extra["faces"]["detected"]
+    assert manifest.split_aliases == {"train": "fold0", "eval": "fold1", "test": "fold2"}
+    assert manifest.labels.name == "smile2" and manifest.side == 64
     fallback = convert.convert_genki(archive[0], str(tmp_path / "fb"), folds=3, progress=False,
                                      centre_crop_fallback=True, log=lambda *_: None)
-    assert sum(s["count"] for s in fallback["splits"].values()) == 24
-    assert fallback["faces"]["centre_cropped"] == manifest["faces"]["detection_failed"]
+    assert sum(s.count for s in fallback.splits.values()) == 24
+    assert fallback.extra["faces"]["centre_cropped"] == manifest.extra["faces"]["detection_failed"]
 
 
 def test_cross_validation_and_smile_predict(genki_records, tmp_path, capsys):
@@ -125,7 +125,7 @@ def test_cross_validation_and_smile_predict(genki_records, tmp_path, capsys):
     assert set(row["probabilities"]) == {"no smile", "smile"}
     with pytest.raises(FerTfError, match="converted with 3 folds"):
         run.cross_validate("smile", out, str(tmp_path / "cv2"), folds=10)
-    assert records.split_count(records.read_manifest(out), "train") > 0
+    assert records.read_manifest(out).split_count("train") > 0
 
 
 def test_smile_scores_tool_scores_each_fold_with_its_own_model(genki_records, lenet_export,
@@ -160,7 +160,7 @@ def test_smile_scores_tool_scores_each_fold_with_its_own_model(genki_records, le
     labels = np.concatenate([l for _, l in plain])
     members = [np.concatenate([s for s, _ in plain]), np.concatenate([s for s, _ in by_fold])]
     assert np.abs(members[0] - members[1]).max() > 1e-3       # the fold models differ
-    photos = manifest["faces"]["photos"]
+    photos = manifest.extra["faces"]["photos"]
     for line, scores in zip(lines, members + [(members[0] + members[1]) / 2]):
         pairs = [(p, n) for p, n in itertools.product(scores[labels == 1], scores[labels == 0])]
         auc = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs])

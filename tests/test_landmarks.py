@@ -157,7 +157,7 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     out = str(tmp_path / "records")
     manifest = convert.convert_landmarks(archive, out, val_fraction=0.25, seed=1, progress=False,
                                          log=lambda *_: None)
-    assert manifest["splits"]["test"]["count"] == 2 and manifest["boxes"]["detector"] >= 6
+    assert manifest.splits["test"].count == 2 and manifest.extra["boxes"]["detector"] >= 6
     metrics, export = run.train("landmarks", out, str(tmp_path / "run"), max_steps=3,
                                 overrides={"batch_size": 2, "width": 0.25, "dense_units": 32},
                                 log=lambda *_: None)
@@ -185,7 +185,7 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     assert np.allclose(points, landmark_crops.to_image_coords(normalised, window), atol=1e-2)
     whole = loaded.signatures["image_only:serving_default"](image_bytes=tf.constant([sample.data]))
     assert whole["points"].shape == (1, 68, 2)
-    assert exported.read_meta(export)["label_set"]["name"] == "landmarks68"
+    assert exported.read_meta(export).labels.name == "landmarks68"
     # `fer-tf export` rebuilds it (float16 or int8 storage) with a `crops` signature as well: all
     # faces of a decoded photo in one call, cut as the records were, the same points as bytes.
     from fer_tf.serving import export as exporting

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from conftest import FACE_PNG
 from fer_tf.apps import cli
-from fer_tf.core import labels
 from fer_tf.data import records
 
 
@@ -56,12 +55,12 @@ def folder_records(photo_folder, tmp_path_factory):
 
 def test_folder_converter_lists_what_it_left_out(folder_records, photo_folder, capsys):
     manifest = records.read_manifest(folder_records)
-    assert manifest["label_set"]["classes"] == ["happy", "sad"]
-    assert labels.from_json(manifest["label_set"]).name.startswith("custom-")
-    assert sum(v["count"] for v in manifest["splits"].values()) == 24
-    assert all(manifest["splits"][s]["count"] > 0 for s in ("train", "eval", "test"))
-    assert [sum(v["per_class"][k] for v in manifest["splits"].values()) for k in (0, 1)] == [12, 12]
-    found = manifest["faces"]
+    assert manifest.classes == ["happy", "sad"]
+    assert manifest.labels.name.startswith("custom-")
+    assert sum(v.count for v in manifest.splits.values()) == 24
+    assert all(manifest.splits[s].count > 0 for s in ("train", "eval", "test"))
+    assert [sum(v.per_class[k] for v in manifest.splits.values()) for k in (0, 1)] == [12, 12]
+    found = manifest.extra["faces"]
     assert found["detection_failed"] == [str(photo_folder / "sad" / "wall.png")]
     assert found["unreadable"][0].startswith(str(photo_folder / "sad" / "broken.jpg"))
     left_out = " ".join(found["left_out"])
@@ -88,8 +87,8 @@ def test_csv_converter_keeps_given_splits_and_reports_bad_rows(photo_folder, tmp
     assert f"{table}:27:" in err and "no such file" in err
     assert f"{table}:28: split 'validation'" in err and f"{table}:29: expected path,label" in err
     manifest = records.read_manifest(str(out))
-    assert {s: v["count"] for s, v in manifest["splits"].items()} == {"train": 16, "eval": 4, "test": 4}
-    assert manifest["options"]["split"] == "csv"
+    assert {s: v.count for s, v in manifest.splits.items()} == {"train": 16, "eval": 4, "test": 4}
+    assert manifest.options["split"] == "csv"
 
 
 def test_converter_errors_are_one_line(photo_folder, tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 
 from fer_tf.apps import heads, predict
 from fer_tf.apps.analyzer import Face, Result
+from fer_tf.core.errors import FerTfError
 
 CLASSES = ("angry", "happy", "sad")
 
@@ -91,6 +92,19 @@ def test_jsonl_fields(all_heads, tmp_path):
                        "note": "no face found"}
     assert rows[3] == {"path": "c.jpg", "frame": None, "face": None, "error": "not a readable image"}
     assert rows[5]["frame"] == 3 and rows[5]["face"] == 1
+
+
+def test_jsonl_rows_read_back_as_the_rows_written(all_heads, tmp_path):
+    lines = written("jsonl", all_heads, tmp_path).splitlines()
+    back = [predict.Row.from_json(json.loads(line)) for line in lines]
+    assert [json.dumps(row.to_json()) for row in back] == lines         # key order too
+    assert [row.is_face for row in back] == [True, True, False, False, False, True]
+    assert back[0].box == (1.0, 2.0, 30.0, 40.0) and back[0].values["smile"] == 0.987654
+    assert list(back[0].values) == ["label", "probabilities", "smile", "landmarks"]
+    assert back[4].note == "skipped: not an image or video file" and back[2].error is None
+    assert back[3].error == "not a readable image" and back[2].note == "no face found"
+    with pytest.raises(FerTfError, match="not a fer-tf predict row"):
+        predict.Row.from_json({"file": "a.jpg"})
 
 
 def test_unreported_landmarks_stay_out_of_rows_but_not_out_of_to_dict(all_heads, tmp_path):

@@ -71,13 +71,13 @@ def test_ensemble_of_one_is_the_member_and_of_two_is_the_weighted_mean(
                                                 weights=[3.0, 1.0]))
     np.testing.assert_allclose(two.predict(encoded), (3 * member + other) / 4, atol=1e-6)
     meta = two.meta
-    assert meta["model"] == "ensemble" and [m["model"] for m in meta["members"]] == ["lenet7", "vgg"]
+    assert meta.model == "ensemble" and [m.model for m in meta.members] == ["lenet7", "vgg"]
     # An ensemble as a member is taken apart: (2 * two + 1 * other) / 3, three networks.
     nested = exported.ExportedModel(export.ensemble([str(tmp_path / "two"), crop_run],
                                                     str(tmp_path / "nested"), weights=[2.0, 1.0]))
     np.testing.assert_allclose(nested.predict(encoded), (2 * (3 * member + other) / 4 + other) / 3,
                                atol=1e-6)
-    assert [(m["model"], round(m["weight"], 4)) for m in nested.meta["members"]] == [
+    assert [(m.model, round(m.weight, 4)) for m in nested.meta.members] == [
         ("lenet7", 1.5), ("vgg", 0.5), ("vgg", 1.0)]
 
 
@@ -115,12 +115,12 @@ def skewed_records(tmp_path_factory):
     (folder / "skewed.csv").write_text("\n".join(kept) + "\n")
     out = str(folder / "records")
     convert.convert_fer2013(str(folder / "skewed.csv"), out, progress=False)
-    assert records.split_per_class(records.read_manifest(out), "train") == keep
+    assert records.read_manifest(out).split_per_class("train") == keep
     return out
 
 
 def by_hand_correction(probabilities, records_dir, tau):
-    counts = np.array(records.split_per_class(records.read_manifest(records_dir), "train"), float)
+    counts = np.array(records.read_manifest(records_dir).split_per_class("train"), float)
     adjusted = probabilities / (counts / counts.sum()) ** tau
     return adjusted / adjusted.sum(axis=1, keepdims=True)
 
@@ -136,14 +136,14 @@ def test_prior_correction_divides_by_the_training_prior_once(lenet_export, crop_
     assert np.abs(expected - plain.predict(encoded)).max() > 0.01
     np.testing.assert_allclose(fixed.predict(encoded), expected, atol=1e-5)
     np.testing.assert_allclose(fixed.predict_faces(np.stack(faces)[..., None]), expected, atol=1e-5)
-    assert fixed.meta["prior_correction"]["tau"] == 0.7
+    assert fixed.meta.prior_correction["tau"] == 0.7
     # Re-exporting a corrected export keeps the correction once (int8 storage re-rounds the
     # weights, hence the looser tolerance); tau 0 removes it.
     again = exported.ExportedModel(export.export(fixed.path, str(tmp_path / "again")))
     np.testing.assert_allclose(again.predict(encoded), expected, atol=1e-6)
     removed = exported.ExportedModel(export.export(fixed.path, str(tmp_path / "r"),
                                                    prior=(0.0, skewed_records)))
-    assert "prior_correction" not in removed.meta
+    assert removed.meta.prior_correction is None and "prior_correction" not in removed.meta.to_json()
     np.testing.assert_allclose(removed.predict(encoded), plain.predict(encoded), atol=1e-6)
     # An ensemble corrects the weighted mean, not each member.
     other = exported.ExportedModel(crop_run).predict(encoded)

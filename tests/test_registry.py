@@ -31,7 +31,7 @@ def task_records(sample_records, tmp_path_factory):
     synthetic_archive(archive)
     landmarks = convert.convert_landmarks(archive, str(work / "landmarks"), val_fraction=0.25,
                                           seed=1, progress=False, log=lambda *_: None)
-    assert landmarks["splits"]["train"]["count"] > 0
+    assert landmarks.splits["train"].count > 0
     bottleneck.cache_features(sample_records, str(work / "features"), allow_random_init=True,
                               width=SMALL["vggface2_head"]["width"], progress=False,
                               log=lambda *_: None)
@@ -66,6 +66,6 @@ def test_trains_exports_and_serves(name, task_records, tmp_path):
         np.testing.assert_allclose(model.points_in(rgb, [[0, 0, 47, 47]])[0], points, atol=0.05)
         return
     probabilities = model.predict([png, png])
-    label_set = records.manifest_label_set(records.read_manifest(data))
+    label_set = records.read_manifest(data).labels
     assert probabilities.shape == (2, label_set.num_classes)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

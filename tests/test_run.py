@@ -37,12 +37,12 @@ def test_leaves_checkpoint_metrics_and_export(trained, sample_records):
     assert glob.glob(os.path.join(model_dir, "eval", "events.out.tfevents.*"))
     assert exported.is_saved_model(export)
     meta = exported.read_meta(export)
-    assert meta["model"] == "lenet7" and meta["label_set_obj"].name == "fer7"
+    assert meta.model == "lenet7" and meta.labels.name == "fer7"
     assert open(os.path.join(export, "assets.extra", "labels.txt")).read().split("\n")[0] == "angry"
     # The metadata records the epochs this run made, not the model's default.
-    steps_per_epoch = records.split_count(records.read_manifest(sample_records), "train") // 32
-    assert meta["hparams"]["epochs"] == pytest.approx(12 / steps_per_epoch)
-    assert "data_dir" not in meta["hparams"] and "classes" not in meta["hparams"]   # no plumbing
+    steps_per_epoch = records.read_manifest(sample_records).split_count("train") // 32
+    assert meta.hparams["epochs"] == pytest.approx(12 / steps_per_epoch)
+    assert "data_dir" not in meta.hparams and "classes" not in meta.hparams   # no plumbing
 
 
 def test_savedmodel_on_png_bytes_matches_estimator(trained, sample_records):

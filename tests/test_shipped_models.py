@@ -26,7 +26,7 @@ CLASSIFIERS = [d for d in SHIPPED if rebuild.kind_of(exported.read_meta(os.path.
 def test_every_shipped_model_has_a_recorded_figure():
     assert SHIPPED and set(SHIPPED) <= set(RECORDED), "record a new export in shipped_models.json"
     for name in SHIPPED:
-        labels = exported.read_meta(os.path.join(MODELS, name))["label_set"]["name"]
+        labels = exported.read_meta(os.path.join(MODELS, name)).labels.name
         assert (labels == "landmarks68") == (RECORDED[name].get("task") == "landmarks"), name
 
 
@@ -119,12 +119,11 @@ def test_shipped_behaviour_matches_what_was_pinned(name, sample_records):
     pinned = PINNED[name]
     path = os.path.join(MODELS, name)
     model = exported.ExportedModel(path)
-    members = model.meta.get("members") or [model.meta]
-    assert model.meta["model"] == pinned["model"]
-    assert model.meta["label_set"]["name"] == pinned["label_set"]
-    assert list(model.meta["image_size"]) == pinned["image_size"]
-    assert [(m.get("hparams") or {}).get("tta", "none") for m in members] == pinned["views"]
-    assert (model.meta.get("prior_correction") or {}).get("tau") == pinned["prior_tau"]
+    assert model.meta.model == pinned["model"]
+    assert model.meta.labels.name == pinned["label_set"]
+    assert list(model.meta.image_size) == pinned["image_size"]
+    assert [m.tta for m in model.meta.singles] == pinned["views"]
+    assert (model.meta.prior_correction or {}).get("tau") == pinned["prior_tau"]
     assert model.has_smile == pinned["smile_head"]
     assert storage_of(path) == pinned["storage"]
     probabilities, smiles = model.predict_faces_and_smiles(sample_test_faces(sample_records))
@@ -152,7 +151,7 @@ def test_the_pins_tell_the_default_from_its_other_settings(sample_records, tmp_p
     from fer_tf.serving import rebuild
     path = os.path.join(MODELS, "default")
     meta = exported.read_meta(path)
-    assert meta.get("prior_correction") and meta["hparams"]["tta"] == "flip"
+    assert meta.prior_correction and meta.tta == "flip"
     faces = sample_test_faces(sample_records)
     pinned = np.array(PINNED["default"]["probabilities"])
     variants = {"no prior correction": rebuild.with_prior_correction(meta, 0, [1], "-"),

@@ -65,7 +65,7 @@ def test_smile_head_export_gives_expression_and_smile_in_one_call(model, overrid
     printed = capsys.readouterr().out
     assert "held-out folds" in printed and f"wrote {out}" in printed
     model = exported.ExportedModel(out)
-    assert model.has_smile and model.meta["smile_head"]["folds"] == 3
+    assert model.has_smile and model.meta.smile_head["folds"] == 3
     # The export's smile is the head fitted on every fold, applied to the original trunk's
     # features of both views and averaged (same decode: the image-bytes signature).
     reader = tf.train.load_checkpoint(f"{out}/variables/variables")

@@ -118,7 +118,7 @@ def test_estimator_trains_freezes_and_exports(records_224, tmp_path):
     for name in ("conv5_3_3x3", "conv5_3_1x1_increase"):                        # trained
         assert not np.array_equal(ckpt.get_tensor(f"{name}/kernel"), layers[name].get_weights()[0])
     model = exported.ExportedModel(export)
-    assert model.image_size == (224, 224, 3) and model.meta["model"] == "vggface2"
+    assert model.image_size == (224, 224, 3) and model.meta.model == "vggface2"
     probs = model.predict([open(FACE_PNG, "rb").read()])
     assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-5
 
@@ -132,9 +132,9 @@ def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
     cache = str(tmp_path / "cache")
     manifest = bottleneck.cache_features(records_224, cache, weights, width=TINY, progress=False,
                                          log=lambda *_: None)
-    assert manifest["kind"] == "features" and manifest["feature_dim"] == 256
-    assert {s: v["count"] for s, v in manifest["splits"].items()} == {"train": 210, "eval": 49, "test": 49}
-    assert records.read_manifest(records_224)["splits"]["train"]["per_class"] == manifest["splits"]["train"]["per_class"]
+    assert manifest.kind == "features" and manifest.feature_dim == 256
+    assert {s: v.count for s, v in manifest.splits.items()} == {"train": 210, "eval": 49, "test": 49}
+    assert records.read_manifest(records_224).splits["train"].per_class == manifest.splits["train"].per_class
     with pytest.raises(FerTfError, match="needs image records, this folder holds features"):
         run.prepare("vggface2", cache)
     head_dir = str(tmp_path / "head")
@@ -144,7 +144,7 @@ def test_bottleneck_cache_head_and_assembled_export(records_224, tmp_path):
     out = str(tmp_path / "assembled")
     export.assemble(head_dir, out, weights, log=lambda *_: None)
     model = exported.ExportedModel(out)
-    assert model.meta["model"] == "vggface2" and model.image_size == (224, 224, 3)
+    assert model.meta.model == "vggface2" and model.image_size == (224, 224, 3)
     # The assembled SavedModel = base from the weights file + head from the head's checkpoint.
     reference = vggface2.build_keras_model(7, "features", width=TINY)
     vggface2_weights.load(reference, weights)

@@ -84,7 +84,7 @@ def main():
                         help="the export to fine-tune from; its architecture is trained both ways")
     args = parser.parse_args()
     from fer_tf.serving import exported
-    architecture = exported.read_meta(exported.resolve_export(args.init_from))["model"]
+    architecture = exported.read_meta(exported.resolve_export(args.init_from)).model
 
     photos = lay_out_folders(args.genki, os.path.join(args.work, "genki_folders"))
     order = stratified_order([label for _, label in photos], args.seed)

@@ -43,13 +43,12 @@ def behaviour(path, faces):
     model = exported.ExportedModel(path)
     meta = model.meta
     probabilities, smiles = model.predict_faces_and_smiles(faces)
-    members = meta.get("members") or [meta]
     return {
-        "model": meta["model"], "label_set": meta["label_set"]["name"],
-        "image_size": meta["image_size"],
-        "views": [(m.get("hparams") or {}).get("tta", "none") for m in members],
-        "prior_tau": (meta.get("prior_correction") or {}).get("tau"),
-        "smile_head": bool(meta.get("smile_head")), "storage": storage(path),
+        "model": meta.model, "label_set": meta.labels.name,
+        "image_size": list(meta.image_size),
+        "views": [m.tta for m in meta.singles],
+        "prior_tau": (meta.prior_correction or {}).get("tau"),
+        "smile_head": bool(meta.smile_head), "storage": storage(path),
         "probabilities": np.round(probabilities, 6).tolist(),
         "smile": None if smiles is None else np.round(smiles, 6).tolist(),
     }
@@ -67,7 +66,7 @@ def main():
         path = os.path.join(MODELS, name)
         if not exported.is_saved_model(path):
             continue
-        if exported.read_meta(path)["label_set"]["name"] == "landmarks68":
+        if exported.read_meta(path).labels.name == "landmarks68":
             continue
         pinned[name] = behaviour(path, faces)
         print(f"{name}: {pinned[name]['model']}, views {pinned[name]['views']}, "

@@ -49,10 +49,10 @@ def main():
     from fer_tf.apps.evaluate import accuracy_scores, split_probabilities
     logs.setup()
     model, probabilities, labels = split_probabilities(args.export, args.data, "eval")
-    if model.meta.get("prior_correction"):
+    if model.meta.prior_correction:
         sys.exit(f"{args.export}: already carries a prior correction (tau "
-                 f"{model.meta['prior_correction']['tau']}); give the uncorrected export")
-    counts = records.split_per_class(records.read_manifest(args.data), "train")
+                 f"{model.meta.prior_correction['tau']}); give the uncorrected export")
+    counts = records.read_manifest(args.data).split_per_class("train")
     best = None
     for tau in np.linspace(0.0, 1.0, args.steps + 1):
         accuracy, mean_class = accuracy_scores(corrected(probabilities, counts, tau), labels)

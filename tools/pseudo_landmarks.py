@@ -86,27 +86,28 @@ def main():
     args = parser.parse_args()
     try:
         manifest = records.read_manifest(args.records)
-        if records.kind(manifest) != "landmarks" or SPLIT in manifest["splits"]:
+        if manifest.kind != "landmarks" or SPLIT in manifest.splits:
             raise FerTfError(f"--records {args.records}: not a landmark record folder without a "
                              f"{SPLIT!r} split")
         outputs.check(args.out, "records", "--out", inputs=[args.photos, args.records])
         with atomic.atomic_directory(args.out) as tmp:
-            for split in manifest["splits"].values():
-                for shard in split["shards"]:
+            for split in manifest.splits.values():
+                for shard in split.shards:
                     shutil.copy2(os.path.join(args.records, shard), os.path.join(tmp, shard))
             writer = records.ShardedWriter(tmp, [SPLIT], {SPLIT: 2}, 1)
             try:
                 added, skipped = label_faces(args.photos, writer, lambda m: print(m, file=sys.stderr))
             finally:
                 writer.close()
-            manifest["splits"][SPLIT] = writer.split_summary()[SPLIT]
-            manifest["pseudo_labels"] = {"source": os.path.basename(os.path.normpath(args.photos)),
+            manifest.splits[SPLIT] = records.Split(**writer.split_summary()[SPLIT])
+            manifest.extra["pseudo_labels"] = {"source": os.path.basename(os.path.normpath(args.photos)),
                                          "labeller": "dlib shape_predictor_68_face_landmarks",
                                          "faces": added, "photos_skipped": skipped}
-            atomic.write_json(os.path.join(tmp, records.MANIFEST), manifest)
+            records.write_manifest(tmp, manifest)
     except FerTfError as e:
         sys.exit(f"pseudo_landmarks: {e}")
-    others = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items() if s != SPLIT)
+    others = ", ".join(f"{name} {split.count}" for name, split in manifest.splits.items()
+                       if name != SPLIT)
     print(f"wrote {args.out}: {added} pseudo-labelled faces ({skipped} photos without a usable "
           f"face) beside {others}")
 

@@ -83,13 +83,12 @@ def main():
     logs.setup()
     try:
         manifest = records.read_manifest(args.data)
-        folds = manifest.get("folds", {}).get("count")
-        if not folds or records.manifest_label_set(manifest).name != "smile2":
+        folds = manifest.fold_count
+        if not folds or manifest.labels.name != "smile2":
             raise FerTfError(f"--data {args.data}: not smile records with folds; convert "
                              "GENKI-4K with `fer-tf records --dataset genki`")
         all_folds = "+".join(f"fold{k}" for k in range(folds))
-        photos = (manifest.get("faces", {}).get("photos")
-                  or records.split_count(manifest, all_folds))
+        photos = manifest.photos or manifest.split_count(all_folds)
         faces = fold_faces(args.data, folds)
         labels = np.concatenate([fold_labels for _, fold_labels in faces])
         members = []

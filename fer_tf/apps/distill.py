@@ -15,7 +15,7 @@ def label_split(model_path, data_dir, split, out, batch_size=128, progress_bar=N
     model, manifest = evaluate.model_for_split(model_path, data_dir, split)
     label_set = model.label_set
     rows, labels, probabilities = [], [], []
-    bar = progress_bar(records.split_count(manifest, split)) if progress_bar else None
+    bar = progress_bar(manifest.split_count(split)) if progress_bar else None
     for encoded, batch_labels, batch_rows in records.iter_split(data_dir, split, batch_size,
                                                                  rows=True):
         probabilities.append(model.predict(encoded))

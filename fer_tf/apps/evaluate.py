@@ -63,10 +63,10 @@ def model_for_split(model_path, data_dir, split, precision="float32"):
     model = exported.ExportedModel(model_path, precision=precision)
     manifest = records.read_manifest(data_dir)
     try:
-        records.resolve_split(manifest, split)
+        manifest.resolve_split(split)
     except FerTfError as e:
         raise FerTfError(f"--split {split}: {e} in {data_dir}") from None
-    data_labels = records.manifest_label_set(manifest)
+    data_labels = manifest.labels
     if data_labels != model.label_set:
         raise FerTfError(f"--data {data_dir}: records carry label set {data_labels.name}, but the "
                          f"model at {model.path} was trained on {model.label_set.name}; use it "
@@ -128,9 +128,9 @@ def evaluate(model_path, data_dir, split="test", png=None, batch_size=256, tta=N
     report = summarize(confusion_matrix(labels, predictions, model.label_set.num_classes),
                        model.label_set.classes)
     report.update(model=model.path, data=data_dir, split=split, tta=model.tta)
-    png = png or f"confusion_{model.meta['model']}_{split}.png"
+    png = png or f"confusion_{model.meta.model}_{split}.png"
     plot_confusion(np.array(report["confusion"]), model.label_set.classes, png,
-                   f"{model.meta['model']} on {os.path.basename(os.path.normpath(data_dir))} "
+                   f"{model.meta.model} on {os.path.basename(os.path.normpath(data_dir))} "
                    f"{split}{tta_note(report)}: accuracy {report['accuracy']:.4f}")
     report["confusion_png"] = png
     return report

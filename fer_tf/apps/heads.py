@@ -41,16 +41,19 @@ class FaceHead:
     def csv_columns(self, classes):
         return []
 
-    def csv_cells(self, row, classes):
+    def csv_cells(self, values, classes):
+        """Its csv cells from its `fields` (rounded) of one row."""
         return []
 
     def frame_values(self, face):
         return {}
 
-    def inline(self, row):
+    def inline(self, values):
+        """Its text on a face's table line, from its `fields` of the row."""
         return ""
 
-    def lines(self, row):
+    def lines(self, values):
+        """Its own table lines under the face's, from its `fields` of the row."""
         return ""
 
     def caption(self, face):
@@ -91,17 +94,17 @@ class ExpressionHead(FaceHead):
     def csv_columns(self, classes):
         return ["label", *classes]
 
-    def csv_cells(self, row, classes):
-        probabilities = row.get("probabilities")
-        return [row.get("label", ""), *([f"{probabilities[c]:.6f}" for c in classes]
+    def csv_cells(self, values, classes):
+        probabilities = values.get("probabilities")
+        return [values.get("label", ""), *([f"{probabilities[c]:.6f}" for c in classes]
                                         if probabilities else [""] * len(classes))]
 
     def frame_values(self, face):
         return {"label": face.label, **face.emotions}
 
-    def inline(self, row):
-        top = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-        return f"{row['label']}  (" + ", ".join(f"{c} {p:.2f}" for c, p in top) + ")"
+    def inline(self, values):
+        top = sorted(values["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        return f"{values['label']}  (" + ", ".join(f"{c} {p:.2f}" for c, p in top) + ")"
 
     def caption(self, face):
         k = int(face.probabilities.argmax())
@@ -156,14 +159,14 @@ class SmileHead(FaceHead):
     def csv_columns(self, classes):
         return ["smile"]
 
-    def csv_cells(self, row, classes):
-        return [f"{row['smile']:.6f}" if "smile" in row else ""]
+    def csv_cells(self, values, classes):
+        return [f"{values['smile']:.6f}" if "smile" in values else ""]
 
     def frame_values(self, face):
         return {"smile": face.smile}
 
-    def inline(self, row):
-        return f"  smile {row['smile']:.2f}" if "smile" in row else ""
+    def inline(self, values):
+        return f"  smile {values['smile']:.2f}" if "smile" in values else ""
 
     def caption(self, face):
         return f"  smile {face.smile:.2f}" if face.smile is not None else ""
@@ -189,13 +192,13 @@ class LandmarksHead(FaceHead):
     def csv_columns(self, classes):
         return ["landmarks"]
 
-    def csv_cells(self, row, classes):
-        return [json.dumps(row["landmarks"]) if "landmarks" in row else ""]
+    def csv_cells(self, values, classes):
+        return [json.dumps(values["landmarks"]) if "landmarks" in values else ""]
 
-    def lines(self, row):
-        if "landmarks" not in row:
+    def lines(self, values):
+        if "landmarks" not in values:
             return ""
-        return "    landmarks: " + " ".join(f"{x:.1f},{y:.1f}" for x, y in row["landmarks"]) + "\n"
+        return "    landmarks: " + " ".join(f"{x:.1f},{y:.1f}" for x, y in values["landmarks"]) + "\n"
 
     def draw(self, image, face, label_set, style):
         if face.landmarks is not None:

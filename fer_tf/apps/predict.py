@@ -60,23 +60,62 @@ def read_pictures(kind, path, stride=1, max_frames=None):
         yield from analyzer.read_frames(path, stride, max_frames)
 
 
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of predict's output — a line of its jsonl, csv or table, a face of `/v1/analyze`
+    — typed, and its one JSON form: a face (index, box and the heads' fields, in the heads'
+    order), or a picture with no face (`note`) or an error."""
+    path: str
+    frame: int = None
+    face: int = None
+    box: tuple = None
+    values: dict = dataclasses.field(default_factory=dict)   # the heads' fields
+    error: str = None
+    note: str = None
+
+    BASE = ("path", "frame", "face", "box", "error", "note")
+
+    @property
+    def is_face(self):
+        return self.face is not None
+
+    def to_json(self):
+        """{path, frame, face, box, <the heads' fields>, error} for a face; {path, frame, face,
+        error[, note]} otherwise."""
+        out = {"path": self.path, "frame": self.frame, "face": self.face}
+        if self.is_face:
+            return {**out, "box": list(self.box), **self.values, "error": None}
+        out["error"] = self.error
+        return out if self.error else {**out, "note": self.note}
+
+    @classmethod
+    def from_json(cls, data):
+        """A row read back from predict's jsonl; a line that is not one is refused."""
+        if not isinstance(data, dict) or "path" not in data or "face" not in data:
+            raise FerTfError("not a fer-tf predict row (needs path and face); read the jsonl "
+                             "`fer-tf predict --format jsonl` wrote")
+        return cls(path=data["path"], frame=data.get("frame"), face=data["face"],
+                   box=tuple(data["box"]) if data.get("box") is not None else None,
+                   values={k: v for k, v in data.items() if k not in cls.BASE},
+                   error=data.get("error"), note=data.get("note"))
+
+
 def rows(item, heads):
-    """Flat dicts, one per face (or one for a file with no face or an error); each head of
-    `heads` (apps/heads.py) adds its fields."""
+    """Rows, one per face (or one for a file with no face or an error); each head of `heads`
+    (apps/heads.py) adds its fields."""
     base = {"path": item.source, "frame": item.frame}
     if item.error:
-        return [{**base, "face": None, "error": item.error}]
+        return [Row(**base, error=item.error)]
     if item.skipped:
-        return [{**base, "face": None, "error": None, "note": "skipped: not an image or video file"}]
+        return [Row(**base, note="skipped: not an image or video file")]
     if not item.faces:
-        return [{**base, "face": None, "error": None, "note": "no face found"}]
+        return [Row(**base, note="no face found")]
     out = []
     for face in item.faces:
-        row = {**base, "face": face.index, "box": list(face.box)}
+        values = {}
         for head in heads:
-            row.update(head.fields(face, rounded=True))
-        row["error"] = None
-        out.append(row)
+            values.update(head.fields(face, rounded=True))
+        out.append(Row(**base, face=face.index, box=tuple(face.box), values=values))
     return out
 
 
@@ -109,12 +148,12 @@ class Writer:
         return [c for head in heads for c in head.csv_columns(self.classes)]
 
     def _cells(self, heads, row):
-        return [c for head in heads for c in head.csv_cells(row, self.classes)]
+        return [c for head in heads for c in head.csv_cells(row.values, self.classes)]
 
     def write(self, item):
         for row in rows(item, self.heads):
             if self.fmt == "jsonl":
-                self.stream.write(json.dumps(row) + "\n")
+                self.stream.write(json.dumps(row.to_json()) + "\n")
             elif self.fmt == "csv":
                 self._csv_row(row)
             else:
@@ -122,23 +161,22 @@ class Writer:
         self.stream.flush()
 
     def _csv_row(self, row):
-        face = row["face"] is not None
-        self.csv.writerow([row["path"], "" if row["frame"] is None else row["frame"],
-                           "" if not face else row["face"], *(row.get("box") or [""] * 4),
-                           *self._cells(self.leading, row), row["error"] or row.get("note", ""),
+        self.csv.writerow([row.path, "" if row.frame is None else row.frame,
+                           row.face if row.is_face else "", *(row.box or [""] * 4),
+                           *self._cells(self.leading, row), row.error or row.note or "",
                            *self._cells(self.trailing, row)])
 
     def _table_row(self, row):
-        where = row["path"] + ("" if row["frame"] is None else f" [frame {row['frame']}]")
-        if row["error"]:
-            self.stream.write(f"{where}: ERROR {row['error']}\n")
-        elif row["face"] is None:
-            self.stream.write(f"{where}: {row['note']}\n")
+        where = row.path + ("" if row.frame is None else f" [frame {row.frame}]")
+        if row.error:
+            self.stream.write(f"{where}: ERROR {row.error}\n")
+        elif not row.is_face:
+            self.stream.write(f"{where}: {row.note}\n")
         else:
-            box = ",".join(f"{v:.0f}" for v in row["box"])
-            self.stream.write(f"{where} face {row['face']} [{box}]: "
-                              + "".join(head.inline(row) for head in self.heads) + "\n"
-                              + "".join(head.lines(row) for head in self.heads))
+            box = ",".join(f"{v:.0f}" for v in row.box)
+            self.stream.write(f"{where} face {row.face} [{box}]: "
+                              + "".join(head.inline(row.values) for head in self.heads) + "\n"
+                              + "".join(head.lines(row.values) for head in self.heads))
 
     def close(self):
         """Publish what was written (also after an interruption); idempotent."""

@@ -108,8 +108,8 @@ def trunk_features(export_dir, data_dir, splits, batch_size=128):
     """Per record split: (features [N, 2, D] of each face and its mirror image, labels [N]),
     through the export's own decode, normalisation and trunk (its stored weights)."""
     meta = exported.read_meta(export_dir)
-    spec = models.get(meta["model"])
-    height, width, channels = meta["image_size"]
+    spec = models.get(meta.model)
+    height, width, channels = meta.image_size
     # Read eagerly, before the graph is built.
     batches = {split: list(records.iter_split(data_dir, split, batch_size)) for split in splits}
     with tf.Graph().as_default():
@@ -117,9 +117,8 @@ def trunk_features(export_dir, data_dir, splits, batch_size=128):
         images = tf.map_fn(lambda b: preprocess.decode_image(b, height, width, channels),
                            image_bytes, fn_output_signature=tf.float32)
         # The face and its mirror image, cut as the export cuts its views (centre crop).
-        both, _ = model_fn.crop_views(images, meta["hparams"].get("crop_size") or 0, "flip")
-        pooled = spec.features(spec.normalize(both), meta["hparams"],
-                               len(meta["label_set"]["classes"]))
+        both, _ = model_fn.crop_views(images, meta.crop_size, "flip")
+        pooled = spec.features(spec.normalize(both), meta.hparams, len(meta.classes))
         with v1.Session() as sess:
             rebuild.load_weights(sess, {"": rebuild.weight_source(export_dir)})
             result = []
@@ -136,7 +135,7 @@ def trunk_features(export_dir, data_dir, splits, batch_size=128):
 
 def served_views(meta):
     """How many of (face, mirror image) the export averages: its test-time views."""
-    tta = meta["hparams"].get("tta") or "none"
+    tta = meta.tta
     if tta not in VIEWS:
         raise FerTfError(f"a smile head averages the face and its mirror image at most; "
                          f"re-export the model with --tta flip or none (it has {tta})")
@@ -159,15 +158,15 @@ class _Overlay:
 def check_inputs(model_path, data_dir):
     source = exported.resolve_export(model_path)
     meta = exported.read_meta(source)
-    if exported.is_ensemble(meta) or models.get(meta["model"]).features is None:
-        raise FerTfError(f"--model {model_path}: a {meta['model']} export; a smile head needs a "
+    if meta.is_ensemble or models.get(meta.model).features is None:
+        raise FerTfError(f"--model {model_path}: a {meta.model} export; a smile head needs a "
                          "single network that declares its features (dlib_resnet, vgg)")
     manifest = records.read_manifest(data_dir)
-    classes = manifest["label_set"]["classes"]
+    classes = manifest.classes
     if "smile" not in classes or len(classes) != 2:
-        raise FerTfError(f"--data {data_dir}: {manifest['label_set']['name']} records; a smile "
+        raise FerTfError(f"--data {data_dir}: {manifest.labels.name} records; a smile "
                          "head needs smile records (fer-tf records GENKI4K.tar.gz --dataset genki)")
-    folds = (manifest.get("folds") or {}).get("count")
+    folds = manifest.fold_count
     if not folds:
         raise FerTfError(f"--data {data_dir}: records without folds; convert GENKI-4K with folds")
     return source, meta, manifest, folds
@@ -177,7 +176,7 @@ def fit(model_path, data_dir, out, storage="float32", log=print):
     """Cross-validate, fit on every fold, write `out` = the export with its smile head; returns
     the cross-validation report (also stored in the export's metadata)."""
     source, meta, manifest, folds = check_inputs(model_path, data_dir)
-    smile = manifest["label_set"]["classes"].index("smile")
+    smile = manifest.classes.index("smile")
     scored = served_views(meta)
     per_fold = trunk_features(source, data_dir, [f"fold{k}" for k in range(folds)])
     views = [v for v, _ in per_fold]
@@ -189,7 +188,7 @@ def fit(model_path, data_dir, out, storage="float32", log=print):
         log(f"fold {k}: {right} of {len(y)} faces right (l2 {l2:g})")
         correct += right
     faces = sum(len(y) for y in labels)
-    photos = (manifest.get("faces") or {}).get("photos") or faces
+    photos = manifest.photos or faces
     all_x, all_y = np.concatenate(views), np.concatenate(labels)
     l2 = choose_l2(all_x, all_y, scored=scored)
     w, b = fit_head(all_x, all_y, l2)
@@ -199,8 +198,7 @@ def fit(model_path, data_dir, out, storage="float32", log=print):
               "views": scored, "l2_per_fold": chosen, "l2": l2}
     head = models.SMILE_HEAD
     extra = {f"{head}/kernel": w.astype(np.float32)[:, None], f"{head}/bias": np.array([b], np.float32)}
-    meta = {**{k: v for k, v in meta.items() if k not in ("label_set_obj",)},
-            "hparams": {**meta["hparams"], "smile_head": True}, "smile_head": report}
+    meta = meta.replace(hparams={**meta.hparams, "smile_head": True}, smile_head=report)
     with atomic.atomic_directory(out) as tmp:
         os.rmdir(tmp)
         rebuild.write(meta, {"": _Overlay(rebuild.weight_source(source), extra)}, tmp, storage)

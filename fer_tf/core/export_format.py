@@ -6,6 +6,7 @@ rebuild, loading, serving and the output rule read these names from this module 
     EXPORT/assets.extra/fer_tf.json            model, label set, image size, hyper-parameters ...
     EXPORT/assets.extra/labels.txt             the class names, one per line
 """
+import dataclasses
 import os
 
 ASSETS_EXTRA = "assets.extra"
@@ -30,7 +31,133 @@ def write_assets(folder, meta):
     from fer_tf.core import atomic
     paths = {META_FILE: os.path.join(folder, META_FILE),
              LABELS_FILE: os.path.join(folder, LABELS_FILE)}
-    atomic.write_json(paths[META_FILE], meta)
+    atomic.write_json(paths[META_FILE], meta.to_json())
     with atomic.atomic_file(paths[LABELS_FILE]) as f:
-        f.write("\n".join(meta["label_set"]["classes"]) + "\n")
+        f.write("\n".join(meta.classes) + "\n")
     return paths
+
+
+def _refuse(path, field, problem):
+    from fer_tf.core.errors import FerTfError
+    return FerTfError(f"{path}: field {field!r} {problem}; export the model again with "
+                      "`fer-tf export`")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportMeta:
+    """fer_tf.json, typed — the one reader, validator and writer of it (in an export's
+    assets.extra/ and in a model dir, whose exports copy it): the model, its label set and input
+    size, the hyper-parameters the graph is rebuilt with, and what an export adds (a prior
+    correction, a smile head's report). An ensemble carries the label set and its `members`
+    (each: model, hparams, image_size, weight, source); a member carries no label set of its
+    own. `path`: the export (or model dir) it was read from, not written."""
+    model: str
+    image_size: tuple
+    hparams: dict = None               # None for an ensemble (its members carry theirs)
+    label_set: dict = None             # None for an ensemble's member
+    input: str = None
+    prior_correction: dict = None      # {"tau", "train_prior", "source"}
+    smile_head: dict = None            # fer-tf smile-head's cross-validation report
+    members: tuple = None              # an ensemble's members (ExportMeta)
+    weight: float = None               # a member's weight in its ensemble
+    source: str = None                 # a member's source export
+    assembled_from: str = None         # a head on cached features: the checkpoint it came from
+    path: str = dataclasses.field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, data, where=META_FILE, member=False, path=None):
+        """Validated: metadata missing a field or of the wrong shape is refused in one line
+        naming `where` (the file) and the field."""
+        if not isinstance(data, dict):
+            raise _refuse(where, "(top)", "is not a JSON object")
+        for field in ("model", "image_size"):
+            if field not in data:
+                raise _refuse(where, field, "is missing")
+        size = data["image_size"]
+        if not (isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) for v in size)):
+            raise _refuse(where, "image_size", "needs [height, width, channels]")
+        if not member:
+            label_set = data.get("label_set")
+            if not (isinstance(label_set, dict) and isinstance(label_set.get("name"), str)
+                    and isinstance(label_set.get("classes"), list)):
+                raise _refuse(where, "label_set", "needs a name and a list of classes")
+        members = data.get("members")
+        if members is not None:
+            if not (isinstance(members, list) and members):
+                raise _refuse(where, "members", "needs a list of member models")
+            members = tuple(cls.from_json(m, f"{where}#member{k}", member=True,
+                                          path=path and f"{path}#member{k}")
+                            for k, m in enumerate(members))
+        elif not isinstance(data.get("hparams"), dict):
+            raise _refuse(where, "hparams", "is missing")
+        known = {f.name for f in dataclasses.fields(cls)} - {"path", "members"}
+        unknown = sorted(set(data) - known - {"members"})
+        if unknown:
+            raise _refuse(where, unknown[0], "is not one this version knows")
+        return cls(**{k: v for k, v in data.items() if k in known and k != "image_size"},
+                   image_size=tuple(size), members=members, path=path)
+
+    def to_json(self):
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "path" or value is None:
+                continue
+            if field.name == "members":
+                value = [m.to_json() for m in value]
+            elif field.name == "image_size":
+                value = list(value)
+            out[field.name] = value
+        return out
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def labels(self):
+        """The label set as a LabelSet."""
+        from fer_tf.core import labels
+        return labels.from_json(self.label_set)
+
+    @property
+    def classes(self):
+        return list(self.label_set["classes"])
+
+    @property
+    def is_ensemble(self):
+        return self.members is not None
+
+    @property
+    def singles(self):
+        """The single models' metadata: an ensemble's members, or this export itself."""
+        return self.members if self.is_ensemble else (self,)
+
+    @property
+    def tta(self):
+        """The test-time views a single model's graph averages (none, flip or ten_crop)."""
+        return self.hparams.get("tta") or "none"
+
+    @property
+    def crop_size(self):
+        """The crop a single model was trained on (0: the whole face)."""
+        return self.hparams.get("crop_size") or 0
+
+    @property
+    def has_smile_head(self):
+        """Whether its graph gives P(smile) beside the expression (fer-tf smile-head)."""
+        return any(m.hparams.get("smile_head") for m in self.singles)
+
+
+NOT_OURS = ("this SavedModel was not exported by fer-tf, so its label set is unknown; export it "
+            "with `fer-tf export`")
+
+
+def read_meta(export_dir, hint=NOT_OURS):
+    """An export's (or a model dir's) ExportMeta; refused in one line (ending with `hint`) when
+    fer-tf did not write one there."""
+    from fer_tf.core import atomic
+    path = meta_path(export_dir)
+    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+        path = os.path.join(export_dir, META_FILE)          # a model dir
+    data = atomic.read_json(path, hint)
+    return ExportMeta.from_json(data, path, path=export_dir)

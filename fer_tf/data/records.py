@@ -133,108 +133,176 @@ def sha256_of_checked(path):
         raise FerTfError(f"{path}: cannot read ({e.strerror}); pass a readable file") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split of a record folder: its examples, per class, and the shards holding them."""
+    count: int
+    per_class: list
+    shards: list
+
+
+def _invalid(path, field, problem):
+    return FerTfError(f"{path}: field {field!r} {problem}; rerun `fer-tf records` with this version")
+
+
 @dataclasses.dataclass
 class Manifest:
-    """What every record folder's manifest.json says, typed: what the folder holds (`kind`:
-    images, features or landmarks), its label set, image size, splits (counts per class and
-    shards), where it came from and with which options; `extra` holds what one converter adds
-    (read statistics, folds, detection counts ...)."""
+    """A record folder's manifest.json, typed — the one reader, validator and writer of it: what
+    the folder holds (`kind`: images, features or landmarks), its label set, image size, splits,
+    where it came from and with which options; `extra` holds what one converter adds (read
+    statistics, folds, detection counts ...), read through the properties below. `folder` is
+    where it was read from (not written)."""
     dataset: str
     label_set: dict
-    splits: dict
+    splits: dict                       # split name -> Split
     source: dict
     options: dict
     image: dict = None                 # {"height", "width", "channels", "encoding"}
     kind: str = "images"
     has_votes: bool = False
     extra: dict = dataclasses.field(default_factory=dict)
+    folder: str = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        self.splits = {name: s if isinstance(s, Split) else Split(**s)
+                       for name, s in self.splits.items()}
 
     @staticmethod
     def image_info(size, channels):
         return {"height": size, "width": size, "channels": channels, "encoding": "png"}
 
     def to_json(self):
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("extra", "folder")}
         return {"format": FORMAT, **fields, **self.extra}
+
+    @classmethod
+    def from_json(cls, data, path, folder=None):
+        """Validated: a manifest of another format or missing a field is refused in one line."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise FerTfError(f"{path}: format {found!r} is not {FORMAT!r}; rerun "
+                             "`fer-tf records` with this version")
+        names = [f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "folder")]
+        for field in ("dataset", "label_set", "splits", "source", "options"):
+            if field not in data:
+                raise _invalid(path, field, "is missing")
+        label_set = data["label_set"]
+        if not (isinstance(label_set, dict) and isinstance(label_set.get("name"), str)
+                and isinstance(label_set.get("classes"), list)):
+            raise _invalid(path, "label_set", "needs a name and a list of classes")
+        if data.get("kind", "images") not in RECORD_SPECS:
+            raise _invalid(path, "kind", f"is {data['kind']!r}, not one of {', '.join(RECORD_SPECS)}")
+        splits = data["splits"]
+        if not isinstance(splits, dict):
+            raise _invalid(path, "splits", "is not a mapping of split names")
+        for name, split in splits.items():
+            if not (isinstance(split, dict) and set(split) == {"count", "per_class", "shards"}
+                    and isinstance(split["count"], int) and isinstance(split["shards"], list)):
+                raise _invalid(path, f"splits.{name}", "needs count, per_class and shards")
+        known = {k: data[k] for k in names if k in data}
+        extra = {k: v for k, v in data.items() if k not in names and k != "format"}
+        return cls(**known, extra=extra, folder=folder)
+
+    # What converters add, typed (None where this folder's converter does not write it).
+    @property
+    def labels(self):
+        """The label set as a LabelSet."""
+        return label_sets.from_json(self.label_set)
+
+    @property
+    def classes(self):
+        return list(self.label_set["classes"])
+
+    @property
+    def fold_count(self):
+        """GENKI-4K's folds (`fold0` ...), or None."""
+        return (self.extra.get("folds") or {}).get("count")
+
+    @property
+    def photos(self):
+        """Photos the converter read (faces found or not), for detection-based converters."""
+        return (self.extra.get("faces") or {}).get("photos")
+
+    @property
+    def feature_dim(self):
+        """The width of a bottleneck cache's feature vectors."""
+        return self.extra.get("feature_dim")
+
+    @property
+    def read_stats(self):
+        """The FER2013 csv reader's statistics (rows read, dropped ...)."""
+        return self.extra.get("read")
+
+    @property
+    def split_aliases(self):
+        return self.extra.get("split_aliases") or {}
+
+    @property
+    def side(self):
+        return self.image["height"]
+
+    def resolve_split(self, split):
+        """A split name -> the stored splits it stands for: itself, an alias from the manifest
+        (GENKI's train = fold0+...+fold7), or an explicit `fold1+fold2` union."""
+        parts = self.split_aliases.get(split, split).split("+")
+        unknown = [p for p in parts if p not in self.splits]
+        if unknown:
+            known = sorted(self.splits) + sorted(self.split_aliases)
+            raise FerTfError(f"no split {unknown[0]!r} (the folder has {', '.join(known)})")
+        return parts
+
+    def split_count(self, split):
+        return sum(self.splits[p].count for p in self.resolve_split(split))
+
+    def split_per_class(self, split):
+        return [sum(col) for col in zip(*(self.splits[p].per_class
+                                          for p in self.resolve_split(split)))]
+
+    def split_files(self, split):
+        """The shard paths of a split, checked to exist and to hold examples."""
+        paths = []
+        for part in self.resolve_split(split):
+            if self.splits[part].count == 0:
+                raise FerTfError(f"{os.path.join(self.folder, MANIFEST)}: split {part!r} is empty; "
+                                 "reconvert with data for it (or --split stratified)")
+            paths.extend(os.path.join(self.folder, f) for f in self.splits[part].shards)
+        for p in paths:
+            if not os.path.isfile(p):
+                raise FerTfError(f"{p}: record shard listed in the manifest is missing; rerun "
+                                 "`fer-tf records`")
+        return paths
+
+    def expected_shard_counts(self, split):
+        """Records per shard: the writer deals examples round-robin, so shard i holds n//S (+1
+        for the first n%S shards)."""
+        counts = {}
+        for part in self.resolve_split(split):
+            info = self.splits[part]
+            n, shards = info.count, len(info.shards)
+            counts.update({name: n // shards + (1 if i < n % shards else 0)
+                           for i, name in enumerate(info.shards)})
+        return counts
+
+    def record_spec(self):
+        """The parse spec of this folder's examples, by its kind."""
+        return RECORD_SPECS[self.kind](self)
 
 
 def write_manifest(folder, manifest):
-    """Write a Manifest into a record folder being built; returns its JSON form."""
-    data = manifest.to_json()
-    atomic.write_json(os.path.join(folder, MANIFEST), data)
-    return data
+    """Write a Manifest into a record folder being built; returns it."""
+    atomic.write_json(os.path.join(folder, MANIFEST), manifest.to_json())
+    return manifest
 
 
 def read_manifest(directory):
+    """The folder's Manifest, validated."""
     path = os.path.join(directory, MANIFEST)
     if not os.path.isdir(directory):
         raise FerTfError(f"{directory}: no such record folder; create it with `fer-tf records` "
                          "(or `make records`)")
-    manifest = atomic.read_json(path, f"{directory} is not a finished record folder; rerun "
-                                      "`fer-tf records`")
-    if manifest.get("format") != FORMAT:
-        raise FerTfError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}; rerun "
-                         "`fer-tf records` with this version")
-    return manifest
-
-
-def manifest_label_set(manifest):
-    return label_sets.from_json(manifest["label_set"])
-
-
-def resolve_split(manifest, split):
-    """A split name -> the stored splits it stands for: itself, an alias from the manifest
-    (GENKI's train = fold0+...+fold7), or an explicit `fold1+fold2` union."""
-    name = manifest.get("split_aliases", {}).get(split, split)
-    parts = name.split("+")
-    unknown = [p for p in parts if p not in manifest["splits"]]
-    if unknown:
-        known = sorted(manifest["splits"]) + sorted(manifest.get("split_aliases", {}))
-        raise FerTfError(f"no split {unknown[0]!r} (the folder has {', '.join(known)})")
-    return parts
-
-
-def kind(manifest):
-    """What a record folder holds: images (faces + labels), features (a bottleneck cache) or
-    landmarks (crops + 68 points)."""
-    return manifest.get("kind", "images")
-
-
-def split_files(directory, manifest, split):
-    """The shard paths of a split, checked to exist and to hold examples."""
-    splits = manifest["splits"]
-    paths = []
-    for part in resolve_split(manifest, split):
-        if splits[part]["count"] == 0:
-            raise FerTfError(f"{os.path.join(directory, MANIFEST)}: split {part!r} is empty; "
-                             "reconvert with data for it (or --split stratified)")
-        paths.extend(os.path.join(directory, f) for f in splits[part]["shards"])
-    for p in paths:
-        if not os.path.isfile(p):
-            raise FerTfError(f"{p}: record shard listed in the manifest is missing; rerun "
-                             "`fer-tf records`")
-    return paths
-
-
-def split_count(manifest, split):
-    return sum(manifest["splits"][p]["count"] for p in resolve_split(manifest, split))
-
-
-def split_per_class(manifest, split):
-    parts = [manifest["splits"][p]["per_class"] for p in resolve_split(manifest, split)]
-    return [sum(col) for col in zip(*parts)]
-
-
-def expected_shard_counts(manifest, split):
-    """Records per shard: the writer deals examples round-robin, so shard i holds n//S (+1 for
-    the first n%S shards)."""
-    counts = {}
-    for part in resolve_split(manifest, split):
-        info = manifest["splits"][part]
-        n, shards = info["count"], len(info["shards"])
-        counts.update({name: n // shards + (1 if i < n % shards else 0)
-                       for i, name in enumerate(info["shards"])})
-    return counts
+    data = atomic.read_json(path, f"{directory} is not a finished record folder; rerun "
+                                  "`fer-tf records`")
+    return Manifest.from_json(data, path, folder=directory)
 
 
 def scan_shard(path):
@@ -255,11 +323,11 @@ def scan_shard(path):
     return count, None
 
 
-def damaged_shards(directory, manifest, split):
+def damaged_shards(manifest, split):
     """[(path, readable, expected, problem)] for every shard of a split that is not intact."""
     damaged = []
-    for name, expected in expected_shard_counts(manifest, split).items():
-        path = os.path.join(directory, name)
+    for name, expected in manifest.expected_shard_counts(split).items():
+        path = os.path.join(manifest.folder, name)
         readable, problem = scan_shard(path)
         if problem or readable != expected:
             damaged.append((path, readable, expected, problem or "fewer records than the manifest says"))
@@ -281,28 +349,23 @@ def feature_spec(has_votes):
 
 
 def _feature_vector_spec(manifest):
-    return {"features": tf.io.FixedLenFeature([manifest["feature_dim"]], tf.float32),
+    return {"features": tf.io.FixedLenFeature([manifest.feature_dim], tf.float32),
             "label": tf.io.FixedLenFeature([], tf.int64)}
 
 
 # A record folder's kind (its manifest's `kind`) -> the parse spec of its examples.
-RECORD_SPECS = {"images": lambda manifest: feature_spec(manifest.get("has_votes", False)),
+RECORD_SPECS = {"images": lambda manifest: feature_spec(manifest.has_votes),
                 "landmarks": lambda manifest: landmark_feature_spec(),
                 "features": _feature_vector_spec}
 
 
-def record_spec(manifest):
-    """The parse spec of a record folder's examples, by its kind."""
-    return RECORD_SPECS[kind(manifest)](manifest)
-
-
-def undecodable_records(directory, manifest, split):
+def undecodable_records(manifest, split):
     """[(path, index, problem)]: records whose bytes pass the checksum but do not parse as the
     folder's examples or whose image does not decode (damaged shards are damaged_shards')."""
-    spec = record_spec(manifest)
+    spec = manifest.record_spec()
     bad = []
-    for name in expected_shard_counts(manifest, split):
-        path = os.path.join(directory, name)
+    for name in manifest.expected_shard_counts(split):
+        path = os.path.join(manifest.folder, name)
         index = 0
         try:
             for serialized in tf.data.TFRecordDataset(path):
@@ -322,8 +385,7 @@ def undecodable_records(directory, manifest, split):
 def iter_split(data_dir, split, batch_size, rows=False):
     """(encoded PNG batch, labels[, source rows]) straight from the records; a corrupt shard is
     named."""
-    manifest = read_manifest(data_dir)
-    files = split_files(data_dir, manifest, split)
+    files = read_manifest(data_dir).split_files(split)
     spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
             "label": tf.io.FixedLenFeature([], tf.int64),
             "source/row": tf.io.FixedLenFeature([], tf.int64)}

@@ -6,7 +6,6 @@ or landmark crops), optionally float16 or int8 weight storage (half or a quarter
 disk; the computation stays float32 — weights are converted once at load) and, for
 classifiers, test-time views in the graph.
 """
-import json
 import os
 import shutil
 import tempfile
@@ -14,21 +13,19 @@ import tempfile
 from fer_tf import models
 from fer_tf.core import atomic
 from fer_tf.core.errors import FerTfError
-from fer_tf.core.outputs import RUN_META
 from fer_tf.data import records
 from fer_tf.serving import exported, rebuild
 from fer_tf.training import tasks
+from fer_tf.training.config import RunMeta
 
 
 def assembler_of(model_dir):
     """The task's assembler (Task.assemble) for a run whose export is assembled from parts — a
     head trained on cached features — else None."""
-    path = os.path.join(model_dir, RUN_META)
-    if not os.path.isfile(path):
+    run = RunMeta.read(model_dir)
+    if run is None or run.model not in models.names():
         return None
-    with open(path) as f:
-        model = json.load(f).get("model")
-    return tasks.of(models.get(model)).assemble if model in models.names() else None
+    return tasks.of(models.get(run.model)).assemble
 
 
 def assemble(model_dir, out, weights_path=None, allow_random_init=False, log=print):
@@ -62,11 +59,11 @@ def with_prior(meta, prior):
         return meta
     tau, data = prior
     manifest = records.read_manifest(data)
-    if manifest["label_set"] != meta["label_set"]:
-        raise FerTfError(f"--prior-data {data}: label set {manifest['label_set']['name']} is not "
-                         f"the export's {meta['label_set']['name']}; give the records it was "
+    if manifest.label_set != meta.label_set:
+        raise FerTfError(f"--prior-data {data}: label set {manifest.labels.name} is not "
+                         f"the export's {meta.labels.name}; give the records it was "
                          "trained on")
-    return rebuild.with_prior_correction(meta, tau, records.split_per_class(manifest, "train"),
+    return rebuild.with_prior_correction(meta, tau, manifest.split_per_class("train"),
                                          f"{os.path.basename(os.path.normpath(data))} train split")
 
 
@@ -80,13 +77,13 @@ def export(model_dir, out, float16=False, tta=None, int8=False, prior=None):
     storage = storage_of(float16, int8)
     if kind is None and (storage != "float32" or tta):
         raise FerTfError(f"--model-dir {model_dir}: --float16, --int8 and --tta apply to classifiers "
-                         f"and landmark models; {meta['model']} is exported as it is")
+                         f"and landmark models; {meta.model} is exported as it is")
     if not (kind and kind.prior) and prior is not None:
-        raise FerTfError(f"--prior-tau: applies to classifiers; {meta['model']} has no classes "
+        raise FerTfError(f"--prior-tau: applies to classifiers; {meta.model} has no classes "
                          "to correct")
     if kind and not kind.views and tta:
         raise FerTfError(f"--tta: a landmark model keeps its own test-time views (`--hparams "
-                         f"tta=flip` when training {meta['model']}); export without --tta")
+                         f"tta=flip` when training {meta.model}); export without --tta")
     meta = with_prior(rebuild.with_tta(meta, tta), prior)
     with atomic.atomic_directory(out) as tmp:
         if kind:
@@ -110,16 +107,16 @@ def ensemble(member_paths, out, weights=None, float16=False, tta=None, int8=Fals
     for path, weight in zip(member_paths, weights):
         source = exported.resolve_export(path, "members:")
         meta = exported.read_meta(source)
-        if exported.is_ensemble(meta):
-            if meta.get("prior_correction"):
+        if meta.is_ensemble:
+            if meta.prior_correction:
                 raise FerTfError(f"{path}: carries a prior correction; ensemble uncorrected exports "
                                  "and give the ensemble --prior-tau instead")
-            inner = sum(m["weight"] for m in meta["members"])
-            parts = [({**m, "label_set": meta["label_set"], "path": f"{path}#member{k}"},
+            inner = sum(m.weight for m in meta.members)
+            parts = [(m.replace(label_set=meta.label_set, path=f"{path}#member{k}"),
                       rebuild.PrefixReader(rebuild.weight_source(source), f"member{k}/"),
-                      weight * m["weight"] / inner) for k, m in enumerate(meta["members"])]
+                      weight * m.weight / inner) for k, m in enumerate(meta.members)]
         else:
-            parts = [({**meta, "path": path}, rebuild.weight_source(source), weight)]
+            parts = [(meta.replace(path=path), rebuild.weight_source(source), weight)]
         for member, reader, share in parts:
             readers[f"member{len(metas)}"] = reader
             metas.append(member)

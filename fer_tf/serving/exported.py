@@ -8,7 +8,7 @@ from tensorflow.python.util import deprecation
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import saved_model_pb2
 
-from fer_tf.core import atomic, export_format
+from fer_tf.core import export_format
 from fer_tf.core import labels as label_sets
 from fer_tf.data.records import encode_png
 from fer_tf.core.errors import FerTfError
@@ -174,21 +174,9 @@ def resolve_export(path, flag="--model"):
 ENSEMBLE = "ensemble"     # the `model` of an ensemble's metadata; its `members` list the models
 
 
-def is_ensemble(meta):
-    return "members" in meta
-
-
-def members_of(meta):
-    """The single models' metadata in an export's: its members, or itself."""
-    return meta["members"] if is_ensemble(meta) else [meta]
-
-
 def read_meta(export_dir):
-    meta = atomic.read_json(export_format.meta_path(export_dir),
-                            "this SavedModel was not exported by fer-tf, so its label set is "
-                            "unknown; export it with `fer-tf export`")
-    meta["label_set_obj"] = label_sets.from_json(meta["label_set"])
-    return meta
+    """The export's metadata (export_format.ExportMeta)."""
+    return export_format.read_meta(export_dir)
 
 
 class ExportedModel:
@@ -199,9 +187,9 @@ class ExportedModel:
     def __init__(self, path, flag="--model", optimize=True, precision="float32", signatures=None):
         self.path = resolve_export(path, flag)
         self.meta = read_meta(self.path)
-        self.label_set = self.meta["label_set_obj"]
-        self.image_size = tuple(self.meta["image_size"])
-        views = {(m.get("hparams") or {}).get("tta") or "none" for m in members_of(self.meta)}
+        self.label_set = self.meta.labels
+        self.image_size = self.meta.image_size
+        views = {m.tta for m in self.meta.singles}
         # An ensemble's members may each carry their own test-time views.
         self.tta = views.pop() if len(views) == 1 else "per_member"
         self.precision = resolve_precision(precision)
@@ -217,7 +205,7 @@ class ExportedModel:
     def has_smile(self):
         """True for an export that also gives P(smile) from its expression network (fer-tf
         smile-head), or from an ensemble member's."""
-        return any((m.get("hparams") or {}).get("smile_head") for m in members_of(self.meta))
+        return self.meta.has_smile_head
 
     def predict_faces(self, faces):
         """Probabilities of uint8 faces [N, H, W, C] at the export's image_size."""
@@ -249,11 +237,11 @@ class LandmarkModel:
     def __init__(self, path, flag="--model", optimize=True, signatures=None, precision="float32"):
         self.path = resolve_export(path, flag)
         meta = read_meta(self.path)
-        if meta["label_set"]["name"] != label_sets.LANDMARKS68.name:
-            raise FerTfError(f"{flag} {path}: a {meta['model']} model, not a landmark model")
+        if meta.labels.name != label_sets.LANDMARKS68.name:
+            raise FerTfError(f"{flag} {path}: a {meta.model} model, not a landmark model")
         # `precision` is accepted like ExportedModel's; points are pixel coordinates: float32.
         self._signatures = signatures or Signatures(self.path, flag, optimize)
-        self.image_size = tuple(meta["image_size"])
+        self.image_size = meta.image_size
 
     def points(self, encoded, box):
         """Encoded photo bytes + one face box -> [68, 2] points in photo pixels."""

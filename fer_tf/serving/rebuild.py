@@ -51,8 +51,8 @@ CROPS_KEY = CROPS_SIGNATURE = export_format.CROPS_SIGNATURE
 
 def members(meta):
     """[(scope, member meta, weight)]: one entry for a single model, K for an ensemble."""
-    if exported.is_ensemble(meta):
-        return [(f"member{k}", m, m["weight"]) for k, m in enumerate(meta["members"])]
+    if meta.is_ensemble:
+        return [(f"member{k}", m, m.weight) for k, m in enumerate(meta.members)]
     return [("", meta, 1.0)]
 
 
@@ -70,19 +70,17 @@ def _to_member(images, image_size):
 
 def _probabilities(meta, member_images):
     """Weighted mean of the members' probabilities; member_images(k, member) -> its input."""
-    classes = list(meta["label_set"]["classes"])
     total, weights, smiles = 0.0, 0.0, []
     for k, (scope, member, weight) in enumerate(members(meta)):
-        kind = KINDS.get(tasks.of(models.get(member["model"])).rebuild)
+        kind = KINDS.get(tasks.of(models.get(member.model)).rebuild)
         if not (kind and kind.ensembles):
-            raise FerTfError(f"{member['model']}: only classifiers on the shared model_fn can be "
+            raise FerTfError(f"{member.model}: only classifiers on the shared model_fn can be "
                              "rebuilt (not Keras or landmark models)")
-        run = RunSpec(model=member["model"], classes=tuple(classes),
-                      image_size=tuple(member["image_size"]))
+        run = RunSpec(model=member.model, classes=tuple(meta.classes), image_size=member.image_size)
         with v1.variable_scope(scope or v1.get_variable_scope(), reuse=v1.AUTO_REUSE):
             out = model_fn.classifier_model_fn(run)({"image": member_images(k, member)}, None,
                                                     tf.estimator.ModeKeys.PREDICT,
-                                                    member["hparams"])
+                                                    member.hparams)
         total += weight * out.predictions["probabilities"]
         weights += weight
         if "smile" in out.predictions:
@@ -93,7 +91,7 @@ def _probabilities(meta, member_images):
 
 def corrected(meta, probabilities):
     """The probabilities with the export's prior correction applied (unchanged without one)."""
-    correction = meta.get("prior_correction")
+    correction = meta.prior_correction
     if not correction:
         return probabilities
     bias = prior_bias(correction["tau"], correction["train_prior"])
@@ -112,7 +110,7 @@ def prior_bias(tau, train_per_class):
 def probabilities_from_faces(meta, images):
     """(probabilities, P(smile) or None) for float32 faces [N, H, W, C] in [0, 255] at the
     export's image_size."""
-    return _probabilities(meta, lambda k, member: _to_member(images, member["image_size"]))
+    return _probabilities(meta, lambda k, member: _to_member(images, member.image_size))
 
 
 def _outputs(probabilities_and_smile, classes):
@@ -185,13 +183,13 @@ STORAGES = {"float32": None, "float16": Float16Storage, "int8": Int8Storage}
 
 def build_graph(meta, storage="float32"):
     """-> (signature_def_map, init op or None) in the current graph."""
-    classes = list(meta["label_set"]["classes"])
+    classes = meta.classes
     storage = STORAGES[storage]() if STORAGES[storage] else None
     image_bytes = v1.placeholder(tf.string, [None], name=INPUT_KEY)
-    faces = v1.placeholder(tf.uint8, [None, *meta["image_size"]], name=FACES_KEY)
+    faces = v1.placeholder(tf.uint8, [None, *meta.image_size], name=FACES_KEY)
 
     def decoded(k, member):
-        height, width, channels = member["image_size"]
+        height, width, channels = member.image_size
         return tf.map_fn(lambda b: preprocess.decode_image(b, height, width, channels),
                          image_bytes, fn_output_signature=tf.float32)
 
@@ -209,19 +207,18 @@ def build_graph(meta, storage="float32"):
 def build_landmark_graph(meta, storage="float32"):
     """-> (signature_def_map, init op or None) of a landmark export, in the current graph."""
     storage = STORAGES[storage]() if STORAGES[storage] else None
-    size = meta["image_size"][0]
+    size = meta.image_size[0]
     receiver = receivers.landmark_serving_input_receiver_fn(size)()
     crops = v1.placeholder(tf.uint8, [None, size, size, 3], name=CROPS_KEY)
-    run = RunSpec(model=meta["model"], classes=tuple(meta["label_set"]["classes"]),
-                  image_size=tuple(meta["image_size"]))
+    run = RunSpec.for_export(meta)
     network = model_fn.landmark_model_fn(run)
     predict = tf.estimator.ModeKeys.PREDICT
     # Two inputs, one set of weights: the second network call reuses the first one's variables.
     with v1.variable_scope("", custom_getter=storage), \
             v1.variable_scope(v1.get_variable_scope(), reuse=v1.AUTO_REUSE):
-        from_bytes = network(receiver.features, None, predict, meta["hparams"]).predictions
+        from_bytes = network(receiver.features, None, predict, meta.hparams).predictions
         from_crops = network({"image": tf.cast(crops, tf.float32)}, None, predict,
-                             meta["hparams"]).predictions
+                             meta.hparams).predictions
     image_bytes = receiver.receiver_tensors[INPUT_KEY]
     signatures = {
         tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: v1.saved_model.predict_signature_def(
@@ -257,7 +254,7 @@ KINDS = {kind.name: kind for kind in (CLASSIFIER, LANDMARKS)}
 def kind_of(meta):
     """The ExportKind an export is rebuilt as (an ensemble: its members'), or None for exports
     kept as they are (Keras models) and models this version does not know."""
-    first = exported.members_of(meta)[0]["model"]
+    first = meta.singles[0].model
     if first not in models.names():
         return None
     return KINDS.get(tasks.of(models.get(first)).rebuild)
@@ -327,61 +324,59 @@ def write(meta, readers, out_dir, storage="float32"):
             builder.save()
     extra = os.path.join(out_dir, export_format.ASSETS_EXTRA)
     os.makedirs(extra, exist_ok=True)
-    export_format.write_assets(extra, {k: v for k, v in meta.items()
-                                        if k not in ("label_set_obj", "path")})
+    export_format.write_assets(extra, meta)
 
 
 def with_tta(meta, tta):
     """The metadata of an export rebuilt with test-time views `tta` (every member)."""
     if not tta:
         return meta
-    for _, member, _ in members(meta):
-        if tta == "ten_crop" and not member["hparams"].get("crop_size"):
-            raise FerTfError(f"--tta ten_crop: {member['model']} was not trained on crops "
+    for member in meta.singles:
+        if tta == "ten_crop" and not member.crop_size:
+            raise FerTfError(f"--tta ten_crop: {member.model} was not trained on crops "
                              "(crop_size 0); use --tta flip")
-    meta = dict(meta)
-    if exported.is_ensemble(meta):
-        meta["members"] = [{**m, "hparams": {**m["hparams"], "tta": tta}} for m in meta["members"]]
-    else:
-        meta["hparams"] = {**meta["hparams"], "tta": tta}
-    return meta
+    if meta.is_ensemble:
+        return meta.replace(members=tuple(m.replace(hparams={**m.hparams, "tta": tta})
+                                          for m in meta.members))
+    return meta.replace(hparams={**meta.hparams, "tta": tta})
 
 
 def with_prior_correction(meta, tau, train_per_class, source):
     """The metadata of an export rebuilt with a prior correction of strength `tau` against the
     class counts `train_per_class` (replacing any it had; tau 0 removes it)."""
-    meta = {k: v for k, v in meta.items() if k != "prior_correction"}
+    meta = meta.replace(prior_correction=None)
     if not tau:
         return meta
     counts = np.asarray(train_per_class, np.float64)
     if not (counts > 0).all():
         raise FerTfError(f"--prior-data {source}: needs a training count > 0 for each of the "
                          f"{len(counts)} classes (has {list(train_per_class)})")
-    meta["prior_correction"] = {"tau": float(tau), "train_prior": (counts / counts.sum()).tolist(),
-                                "source": source}
-    return meta
+    return meta.replace(prior_correction={"tau": float(tau),
+                                          "train_prior": (counts / counts.sum()).tolist(),
+                                          "source": source})
 
 
 def ensemble_meta(member_metas, weights=None):
     """The metadata of an ensemble of single-model exports with one label set."""
     first = member_metas[0]
     for meta in member_metas:
-        if exported.is_ensemble(meta):
-            raise FerTfError(f"{meta['path']}: is an ensemble already; list its members instead")
-        if meta.get("prior_correction"):
-            raise FerTfError(f"{meta['path']}: carries a prior correction; ensemble the "
+        if meta.is_ensemble:
+            raise FerTfError(f"{meta.path}: is an ensemble already; list its members instead")
+        if meta.prior_correction:
+            raise FerTfError(f"{meta.path}: carries a prior correction; ensemble the "
                              "uncorrected exports and give the ensemble --prior-tau instead")
-        if meta["label_set"] != first["label_set"]:
-            raise FerTfError(f"{meta['path']}: label set {meta['label_set']['name']} differs from "
-                             f"{first['path']}'s {first['label_set']['name']}; an ensemble "
+        if meta.label_set != first.label_set:
+            raise FerTfError(f"{meta.path}: label set {meta.labels.name} differs from "
+                             f"{first.path}'s {first.labels.name}; an ensemble "
                              "averages one label set")
     weights = weights or [1.0] * len(member_metas)
     if len(weights) != len(member_metas) or any(not w > 0 for w in weights):
         raise FerTfError(f"--weights: give one positive weight per member ({len(member_metas)})")
-    sizes = np.array([m["image_size"] for m in member_metas])
-    return {"model": exported.ENSEMBLE, "label_set": first["label_set"],
-            "image_size": [int(v) for v in sizes.max(axis=0)], "input": INPUT_KEY,
-            "members": [{"model": m["model"], "hparams": m["hparams"],
-                         "image_size": m["image_size"], "weight": float(w),
-                         "source": m.get("source") or os.path.basename(os.path.normpath(m["path"]))}
-                        for m, w in zip(member_metas, weights)]}
+    sizes = np.array([m.image_size for m in member_metas])
+    return export_format.ExportMeta(
+        model=exported.ENSEMBLE, label_set=first.label_set,
+        image_size=tuple(int(v) for v in sizes.max(axis=0)), input=INPUT_KEY,
+        members=tuple(export_format.ExportMeta(
+            model=m.model, hparams=m.hparams, image_size=m.image_size, weight=float(w),
+            source=m.source or os.path.basename(os.path.normpath(m.path)))
+            for m, w in zip(member_metas, weights)))

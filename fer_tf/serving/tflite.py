@@ -23,7 +23,7 @@ def convert(model_path, out_file):
     source = exported.resolve_export(model_path, "--model-dir")
     meta = exported.read_meta(source)
     with tf.Graph().as_default():
-        image = v1.placeholder(tf.float32, [1, *meta["image_size"]], name="image")
+        image = v1.placeholder(tf.float32, [1, *meta.image_size], name="image")
         probabilities, _ = rebuild.probabilities_from_faces(meta, image)   # TFLite: no smile output
         with v1.Session() as sess:
             rebuild.load_weights(sess, {"": rebuild.weight_source(source)})
@@ -31,7 +31,7 @@ def convert(model_path, out_file):
             flatbuffer = converter.convert()
     with atomic.atomic_file(out_file, "wb") as f:
         f.write(flatbuffer)
-    sidecar = {k: meta[k] for k in ("model", "label_set", "image_size")}
+    sidecar = {"model": meta.model, "label_set": meta.label_set, "image_size": list(meta.image_size)}
     sidecar.update(input="image: float32 [1, H, W, C] in [0, 255]", output="probabilities",
                    source=os.path.abspath(source))
     atomic.write_json(os.path.splitext(out_file)[0] + ".json", sidecar)

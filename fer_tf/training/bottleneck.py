@@ -38,22 +38,22 @@ def feature_extractor(num_classes, weights_path, allow_random_init, width=1.0, l
 def cache_features(data_dir, out_dir, weights_path=None, allow_random_init=False, width=1.0,
                    batch_size=32, progress=True, log=print):
     manifest = records.read_manifest(data_dir)
-    if manifest.get("kind") == "features":
+    if manifest.kind == "features":
         raise FerTfError(f"--data {data_dir}: already a feature cache; pass the 224 image records")
-    label_set = records.manifest_label_set(manifest)
+    label_set = manifest.labels
     extractor = feature_extractor(label_set.num_classes, weights_path, allow_random_init, width, log)
     dim = int(extractor.output.shape[-1])
     with atomic.atomic_directory(out_dir) as tmp:
         splits = {}
         for split in SPLITS:
-            files = records.split_files(data_dir, manifest, split)
+            files = manifest.split_files(split)
             run = RunSpec(model="vggface2", classes=tuple(label_set.classes),
                           image_size=(224, 224, 3))
             parts = inputs.image_parts(manifest, {"augment": False}, run, training=False)
             ds = inputs.make_dataset(files, parts, training=False, batch_size=batch_size)
             name = records.shard_name(split, 0, 1)
             counts = np.zeros(label_set.num_classes, dtype=np.int64)
-            total = records.split_count(manifest, split)
+            total = manifest.split_count(split)
             with tf.io.TFRecordWriter(os.path.join(tmp, name)) as writer, \
                     tqdm(total=total, desc=f"caching {split}", unit=" faces", disable=not progress) as bar:
                 for features, labels in ds:
@@ -64,9 +64,9 @@ def cache_features(data_dir, out_dir, weights_path=None, allow_random_init=False
                     bar.update(len(labels))
             splits[split] = {"count": int(counts.sum()), "per_class": counts.tolist(), "shards": [name]}
         cache_manifest = records.write_manifest(tmp, records.Manifest(
-            dataset=manifest["dataset"], kind="features", label_set=manifest["label_set"],
-            image=manifest["image"], splits=splits,
-            source={"records": os.path.abspath(data_dir), "records_source": manifest["source"],
+            dataset=manifest.dataset, kind="features", label_set=manifest.label_set,
+            image=manifest.image, splits=splits,
+            source={"records": os.path.abspath(data_dir), "records_source": manifest.source,
                     "vggface2_weights": os.path.basename(weights_path) if weights_path else None,
                     "vggface2_weights_sha256": records.sha256_of(weights_path) if weights_path else None},
             options={"width": width, "random_init": not weights_path},

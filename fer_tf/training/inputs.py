@@ -26,7 +26,7 @@ class Parts:
 
 
 def image_parts(manifest, params, run, training):
-    spec = records.feature_spec(manifest.get("has_votes", False))
+    spec = records.feature_spec(manifest.has_votes)
     height, width, channels = run.image_size
     # Distillation: the teacher's probabilities, looked up by the face's source row.
     teacher = None
@@ -54,13 +54,13 @@ def image_parts(manifest, params, run, training):
 
     resample = None
     if params.get("balanced_sampling"):
-        counts = records.split_per_class(manifest, run.train_split)
+        counts = manifest.split_per_class(run.train_split)
         resample = lambda ds: balanced(ds, counts, run.seed)  # noqa: E731
     return Parts(parse, decode, augment if params["augment"] else None, resample)
 
 
 def feature_parts(manifest, params, run, training):
-    spec = {"features": tf.io.FixedLenFeature([manifest["feature_dim"]], tf.float32),
+    spec = {"features": tf.io.FixedLenFeature([manifest.feature_dim], tf.float32),
             "label": tf.io.FixedLenFeature([], tf.int64),
             "source/row": tf.io.FixedLenFeature([], tf.int64)}
 
@@ -144,8 +144,8 @@ def input_fn(mode, params, run, input_context=None, split=None, shuffle_buffer=1
     manifest = records.read_manifest(run.data_dir)
     training = mode == TRAIN
     split = split or (run.train_split if training else run.eval_split)
-    files = records.split_files(run.data_dir, manifest, split)
-    parts = PARTS[records.kind(manifest)](manifest, params, run, training)
+    files = manifest.split_files(split)
+    parts = PARTS[manifest.kind](manifest, params, run, training)
     return make_dataset(files, parts, training=training, batch_size=params["batch_size"],
                         shuffle_buffer=shuffle_buffer, input_context=input_context,
                         seed=run.seed, skip_corrupt=run.skip_corrupt)

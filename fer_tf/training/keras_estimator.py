@@ -4,7 +4,6 @@ model_to_estimator gives a model_fn whose predictions are the Keras outputs; it 
 export carries the same `probabilities`, `classes`, `class_names` signature and the evaluation the
 same per-class metrics as the shared classifier model_fn.
 """
-import json
 import os
 import tempfile
 
@@ -96,13 +95,10 @@ def assemble_head_export(model_dir, work, weights_path=None, allow_random_init=F
     every other export; returns its path."""
     from fer_tf.core import export_format
     from fer_tf.core.errors import FerTfError
-    from fer_tf.core.export_format import META_FILE
     from fer_tf.models import vggface2_weights
     from fer_tf.training.config import RunSpec
-    with open(os.path.join(model_dir, META_FILE)) as f:
-        meta = json.load(f)
-    hp = meta["hparams"]
-    classes = list(meta["label_set"]["classes"])
+    meta = export_format.read_meta(model_dir)
+    hp, classes = meta.hparams, meta.classes
     checkpoint = tf.train.latest_checkpoint(model_dir)
     if not checkpoint:
         raise FerTfError(f"--model-dir {model_dir}: no checkpoint; train the head first")
@@ -113,7 +109,7 @@ def assemble_head_export(model_dir, work, weights_path=None, allow_random_init=F
     for name in ("fer_fc1", "probabilities"):
         model.get_layer(name).set_weights([reader.get_tensor(f"{name}/kernel"),
                                            reader.get_tensor(f"{name}/bias")])
-    meta.update(model="vggface2", image_size=[224, 224, 3], assembled_from=checkpoint)
-    meta["hparams"] = {**hp, "vggface2_mode": "features"}
+    meta = meta.replace(model="vggface2", image_size=(224, 224, 3), assembled_from=checkpoint,
+                        hparams={**hp, "vggface2_mode": "features"})
     return export_keras_model(model, hp, RunSpec.for_export(meta),
                               export_format.write_assets(work, meta), os.path.join(work, "export"))

@@ -13,9 +13,9 @@ from fer_tf import models
 from fer_tf.data import records, soft_labels
 from fer_tf.core.errors import FerTfError, UsageError
 from fer_tf.core import export_format
-from fer_tf.core.outputs import RUN_META, best_export
+from fer_tf.core.outputs import best_export
 from fer_tf.training import inputs, progress, tasks, warm_start
-from fer_tf.training.config import RunSpec
+from fer_tf.training.config import RunMeta, RunSpec
 from fer_tf.core.export_format import INPUT_KEY
 LOCK_FILE = ".fer_tf.lock"
 
@@ -61,7 +61,7 @@ def class_weight_values(manifest, mode, train_split="train"):
     square root, a milder push toward rare classes that costs less overall accuracy."""
     if mode == "none":
         return None
-    counts = records.split_per_class(manifest, train_split)
+    counts = manifest.split_per_class(train_split)
     total, k = sum(counts), len(counts)
     weights = [total / (k * max(c, 1)) for c in counts]
     return [w ** 0.5 for w in weights] if mode == "sqrt" else weights
@@ -69,17 +69,11 @@ def class_weight_values(manifest, mode, train_split="train"):
 
 def check_run_meta(model_dir, meta, write=True):
     """A model dir belongs to one model and label set; reusing it for another is an error."""
-    path = os.path.join(model_dir, RUN_META)
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        for key, flag in (("model", "--model"), ("label_set", "--data"), ("image_size", "--model")):
-            if old.get(key) != meta[key]:
-                raise FerTfError(
-                    f"{path}: this model dir was made for {key} {old.get(key)}, not {meta[key]} "
-                    f"(from {flag}); use a new --model-dir or the original {flag}")
+    old = RunMeta.read(model_dir)
+    if old:
+        old.refuse_other(meta, model_dir)
     if write:
-        atomic.write_json(path, meta)
+        meta.write(model_dir)
 
 
 def session_config(mixed_precision="none"):
@@ -119,7 +113,7 @@ class Prepared:
     record folder's manifest and label set, the hyper-parameters and the plumbing."""
     spec: models.ModelSpec
     task: tasks.Task
-    manifest: dict
+    manifest: records.Manifest
     label_set: object
     params: dict
     run: RunSpec
@@ -131,11 +125,11 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
     spec = models.get(model_name)
     task = tasks.of(spec)
     manifest = records.read_manifest(data_dir)
-    label_set = records.manifest_label_set(manifest)
+    label_set = manifest.labels
     if spec.label_set and spec.label_set != label_set.name:
         raise FerTfError(f"--data {data_dir}: records carry label set {label_set.name}, model "
                          f"{spec.name} needs {spec.label_set}")
-    have = records.kind(manifest)
+    have = manifest.kind
     if have != task.records:
         hint = {"features": "a bottleneck cache from `fer-tf bottleneck`",
                 "landmarks": "landmark records (fer-tf records --dataset landmarks)",
@@ -152,13 +146,13 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
                          f"{spec.name}; use constant, cosine, step or exponential")
     if params["tta"] == "ten_crop" and not params["crop_size"]:
         raise UsageError("--hparams tta=ten_crop: needs a model trained on crops (crop_size > 0)")
-    if params["loss"] == "votes" and not manifest.get("has_votes"):
+    if params["loss"] == "votes" and not manifest.has_votes:
         raise FerTfError(f"--hparams loss=votes needs FER+ votes, but {data_dir} has none; "
                          "convert with --ferplus fer2013new.csv")
     splits = {"train": "train", "eval": "eval", **(splits or {})}
     for role, split in splits.items():
         try:
-            records.resolve_split(manifest, split)
+            manifest.resolve_split(split)
         except FerTfError as e:
             raise FerTfError(f"--{role}-split {split}: {e} in {data_dir}") from None
     if teacher:
@@ -166,21 +160,21 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
             raise UsageError(f"--teacher: distillation needs a classifier trained on image "
                              f"records, not {spec.name} on {data_dir}")
         soft_labels.check(teacher, label_set, splits["train"],
-                          records.split_count(manifest, splits["train"]))
+                          manifest.split_count(splits["train"]))
     run = RunSpec(model=spec.name, classes=tuple(label_set.classes),
                   image_size=tuple(spec.image_size), data_dir=data_dir,
                   train_split=splits["train"], eval_split=splits["eval"], max_steps=max_steps,
                   class_weights=class_weight_values(manifest, params["class_weights"],
                                                     splits["train"]),
-                  feature_dim=manifest.get("feature_dim"), skip_corrupt=skip_corrupt, seed=seed,
+                  feature_dim=manifest.feature_dim, skip_corrupt=skip_corrupt, seed=seed,
                   teacher=teacher)
     return Prepared(spec, task, manifest, label_set, params, run)
 
 
 def export_meta(prepared):
-    return {"model": prepared.spec.name, "label_set": prepared.label_set.to_json(),
-            "image_size": list(prepared.spec.image_size), "input": INPUT_KEY,
-            "hparams": prepared.params}
+    return export_format.ExportMeta(
+        model=prepared.spec.name, label_set=prepared.label_set.to_json(),
+        image_size=tuple(prepared.spec.image_size), input=INPUT_KEY, hparams=prepared.params)
 
 
 def describe_damage(damaged):
@@ -245,9 +239,9 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
         raise UsageError(f"--init-from: not available for {spec.name} ({task.name} models)")
     if init_from:
         warm_start.source(init_from)          # checked before any work
-    n_train = records.split_count(manifest, prepared.run.train_split)
-    records.split_files(data_dir, manifest, prepared.run.train_split)
-    records.split_files(data_dir, manifest, prepared.run.eval_split)
+    n_train = manifest.split_count(prepared.run.train_split)
+    manifest.split_files(prepared.run.train_split)
+    manifest.split_files(prepared.run.eval_split)
     steps_per_epoch = max(1, n_train // params["batch_size"])
     max_steps = max_steps or (epochs or params["epochs"]) * steps_per_epoch
     run = dataclasses.replace(prepared.run, max_steps=max_steps)
@@ -256,16 +250,16 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
     prepared = dataclasses.replace(prepared, params=params, run=run)
     if skip_corrupt:
         for split in (run.train_split, run.eval_split):
-            damaged = records.damaged_shards(data_dir, manifest, split)
-            bad = records.undecodable_records(data_dir, manifest, split)
+            damaged = records.damaged_shards(manifest, split)
+            bad = records.undecodable_records(manifest, split)
             if damaged or bad:
                 lost = sum(expected - readable for _, readable, expected, _ in damaged) + len(bad)
                 log(f"--skip-corrupt: skipping {lost} unreadable {split} record(s): "
                     + describe_problems(damaged, bad, data_dir))
     os.makedirs(model_dir, exist_ok=True)
     with ModelDirLock(model_dir):
-        check_run_meta(model_dir, {"model": spec.name, "label_set": prepared.label_set.name,
-                                   "image_size": list(spec.image_size), "data_dir": data_dir},
+        check_run_meta(model_dir, RunMeta(model=spec.name, label_set=prepared.label_set.name,
+                                          image_size=tuple(spec.image_size), data_dir=data_dir),
                        write=cluster_task_type() in (None, "chief", "master"))
         assets = export_format.write_assets(model_dir, export_meta(prepared))
         save_steps = checkpoint_steps or steps_per_epoch * eval_every_epochs
@@ -316,8 +310,8 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
             # TensorFlow's message does not say which file; find the damaged shard(s) and the
             # records that do not decode now.
             splits = (run.train_split, run.eval_split)
-            damaged = [d for split in splits for d in records.damaged_shards(data_dir, manifest, split)]
-            bad = [b for split in splits for b in records.undecodable_records(data_dir, manifest, split)]
+            damaged = [d for split in splits for d in records.damaged_shards(manifest, split)]
+            bad = [b for split in splits for b in records.undecodable_records(manifest, split)]
             if not damaged and not bad and isinstance(error, tf.errors.InvalidArgumentError):
                 raise                 # not the records' fault: let the caller see it whole
             raise FerTfError(describe_problems(damaged, bad, data_dir) + "; reconvert the records "
@@ -346,7 +340,7 @@ def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, 
     costs more than its training on small sets, hence every `eval_every_epochs` and at the end.
     Returns the per-fold accuracies."""
     manifest = records.read_manifest(data_dir)
-    available = manifest.get("folds", {}).get("count")
+    available = manifest.fold_count
     if not available:
         raise FerTfError(f"--data {data_dir}: records without folds; convert with folds "
                          "(fer-tf records --dataset genki)")
@@ -361,11 +355,11 @@ def cross_validate(model_name, data_dir, model_dir, folds=None, overrides=None, 
                            splits={"train": others, "eval": f"fold{k}"}, init_from=init_from,
                            log=log)
         accuracies.append(float(metrics["accuracy"]))
-        faces = records.split_count(manifest, f"fold{k}")
+        faces = manifest.split_count(f"fold{k}")
         correct += round(accuracies[-1] * faces)
         counted += faces
         log(f"fold {k}: accuracy {accuracies[-1]:.4f} on {faces} faces")
-    photos = manifest.get("faces", {}).get("photos")
+    photos = manifest.photos
     summary = {"model": model_name, "data": data_dir, "folds": folds, "accuracies": accuracies,
                "mean": sum(accuracies) / folds,
                "std": (sum((a - sum(accuracies) / folds) ** 2 for a in accuracies) / folds) ** 0.5,

@@ -12,10 +12,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from fer_tf.core import atomic
 from fer_tf.core.errors import FerTfError
 from fer_tf.core import export_format
-from fer_tf.core.export_format import META_FILE
 
 v1 = tf.compat.v1
 COPY_DIR = "init_from"
@@ -35,10 +33,8 @@ def read_float(reader, name):
 def source(path, flag="--init-from"):
     """-> (checkpoint prefix, fer-tf metadata) of a SavedModel exported by fer-tf or a model dir."""
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        meta_path = export_format.meta_path(path)
         checkpoint = os.path.join(path, "variables", "variables")
     elif os.path.isdir(path):
-        meta_path = os.path.join(path, META_FILE)
         checkpoint = tf.train.latest_checkpoint(path)
         if checkpoint is None:
             raise FerTfError(f"{flag} {path}: a folder without a checkpoint or SavedModel; give "
@@ -46,9 +42,9 @@ def source(path, flag="--init-from"):
     else:
         raise FerTfError(f"{flag} {path}: no such directory; give an export (e.g. models/default) "
                          "or a trained model dir")
-    meta = atomic.read_json(meta_path, "not written by fer-tf, so its model is unknown; give a "
-                            "fer-tf export or model dir")
-    if meta.get("members"):
+    meta = export_format.read_meta(path, "not written by fer-tf, so its model is unknown; give a "
+                                         "fer-tf export or model dir")
+    if meta.is_ensemble:
         raise FerTfError(f"{flag} {path}: an ensemble; start from one of its members instead")
     return checkpoint, meta
 
@@ -89,9 +85,9 @@ def settings(path, model_name, estimator, run, model_dir, log=print, points=Fals
     `estimator`: one built for the run (without warm start), to trace its graph; `points`: a
     landmark model's run."""
     checkpoint, meta = source(path)
-    if meta.get("model") != model_name:
-        raise FerTfError(f"--init-from {path}: a {meta.get('model')} model; train --model "
-                         f"{meta.get('model')} to start from it")
+    if meta.model != model_name:
+        raise FerTfError(f"--init-from {path}: a {meta.model} model; train --model "
+                         f"{meta.model} to start from it")
     reader = tf.train.load_checkpoint(checkpoint)
     have = reader.get_variable_to_shape_map()
     trainable = model_weights(estimator, run, points)

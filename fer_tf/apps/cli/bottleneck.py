@@ -11,8 +11,8 @@ def run(args):
     manifest = bottleneck.cache_features(args.data, args.out, args.vggface2_weights,
                                          args.allow_random_init, args.width, args.batch_size,
                                          progress=not args.quiet)
-    counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-    print(f"wrote {args.out}: {manifest['feature_dim']}-d features, {counts}")
+    counts = ", ".join(f"{name} {split.count}" for name, split in manifest.splits.items())
+    print(f"wrote {args.out}: {manifest.feature_dim}-d features, {counts}")
 
 
 def add_parser(sub, parents):

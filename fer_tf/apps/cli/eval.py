@@ -7,7 +7,7 @@ def run(args):
     from fer_tf.apps import evaluate
     from fer_tf.serving import exported
     model_dir = exported.resolve_export(args.model)
-    png = args.confusion_png or f"confusion_{exported.read_meta(model_dir)['model']}_{args.split}.png"
+    png = args.confusion_png or f"confusion_{exported.read_meta(model_dir).model}_{args.split}.png"
     outputs.check(png, "png", "--confusion-png", inputs=[args.model, args.data])
     tta = "flip" if args.flip_tta else args.tta
     report = evaluate.evaluate(args.model, args.data, args.split, png=png,

@@ -113,7 +113,7 @@ def model_to_train(args, default):
         return args.model
     if args.init_from:
         from fer_tf.training import warm_start
-        return warm_start.source(args.init_from)[1].get("model") or default
+        return warm_start.source(args.init_from)[1].model
     return default
 
 

@@ -18,7 +18,7 @@ def run(args):
             classes=args.classes, centre_crop_fallback=args.centre_crop_fallback,
             detector=args.detector or DETECTORS[0], shards=args.shards, progress=progress,
             log=lambda message: print(message, file=sys.stderr), **size)
-        what = f"{', '.join(manifest['label_set']['classes'])}; {{side}}x{{side}}x{args.channels}"
+        what = f"{', '.join(manifest.classes)}; {{side}}x{{side}}x{args.channels}"
     elif args.dataset == "landmarks":
         manifest = convert.convert_landmarks(args.csv, out, seed=args.seed, progress=progress,
                                              **size)
@@ -35,11 +35,11 @@ def run(args):
             args.csv, out, ferplus_path=args.ferplus, channels=args.channels, split=args.split,
             seed=args.seed, shards=args.shards, skip_bad=args.skip_bad, progress=progress,
             ferplus_rule=args.ferplus_rule, **size)
-        what = f"{manifest['label_set']['name']}, {{side}}x{{side}}x{args.channels}"
-    counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-    print(f"wrote {out}: {counts} ({what.format(side=manifest['image']['height'])})")
+        what = f"{manifest.labels.name}, {{side}}x{{side}}x{args.channels}"
+    counts = ", ".join(f"{name} {split.count}" for name, split in manifest.splits.items())
+    print(f"wrote {out}: {counts} ({what.format(side=manifest.side)})")
     if args.ferplus:
-        read = manifest["read"]
+        read = manifest.read_stats
         print(f"FER+ ({args.ferplus_rule}) dropped: {read['ferplus_dropped_unknown_or_nf']} "
               f"unknown/NF, {read['ferplus_dropped_no_majority']} without a {args.ferplus_rule}")
 

@@ -19,7 +19,6 @@ from starlette.staticfiles import StaticFiles
 
 from fer_tf.apps.serve import tfs_json
 from fer_tf.apps.serve.errors import ApiError
-from fer_tf.core import labels as label_sets
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 # /v1/models/NAME[/versions/N | /labels/L][:verb | /metadata], as TF Serving spells them.
@@ -133,7 +132,7 @@ def create_app(state, lifespan=None):
         """fer-tf's own addition (TF Serving has no list): what the page offers."""
         state.require_ready()
         def entry(s):
-            labels = label_sets.from_json(s.meta["label_set"]) if s.meta else None
+            labels = s.meta.labels if s.meta else None
             return {"name": s.name, "version": s.version, "kind": s.kind and s.kind.name,
                     "classes": labels and labels.classes, "colours": labels and labels.colours,
                     "signatures": sorted(s.signatures.signatures),

@@ -129,8 +129,8 @@ class ServerState:
                 "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                 "classes": list(engine.classes),
                 "seconds": round(time.perf_counter() - started, 4),
-                "faces": [row for row in rows if row["face"] is not None],
-                "note": next((row.get("note") for row in rows if row["face"] is None), None)}
+                "faces": [row.to_json() for row in rows if row.is_face],
+                "note": next((row.note for row in rows if not row.is_face), None)}
 
     def _classifier(self, name):
         self.require_ready()
