@@ -43,6 +43,14 @@ def test_what_a_single_export_says():
     assert plain.tta == "none" and plain.crop_size == 0 and not plain.has_smile_head
 
 
+def test_metadata_is_immutable_and_equal_wherever_it_was_read():
+    meta = ExportMeta.from_json(SINGLE, path="models/a")
+    assert meta == ExportMeta.from_json(SINGLE, path="elsewhere/b")
+    with pytest.raises(AttributeError):
+        meta.model = "lenet7"
+    assert meta.replace(model="lenet7").model == "lenet7" and meta.model == "vgg"
+
+
 def test_what_an_ensemble_says():
     meta = ExportMeta.from_json(ENSEMBLE, path="models/e")
     assert meta.is_ensemble and [m.model for m in meta.singles] == ["vgg", "lenet7"]
@@ -74,11 +82,13 @@ def test_read_meta_finds_an_exports_and_a_model_dirs(tmp_path):
     (lambda m: m.pop("image_size"), "field 'image_size' is missing"),
     (lambda m: m.update(image_size=[48, 48]), "field 'image_size' needs [height, width, channels]"),
     (lambda m: m.update(image_size=[48, 48, "1"]), "field 'image_size' needs [height, width, channels]"),
+    (lambda m: m.update(image_size=[48, 48, 1, 1]), "field 'image_size' needs [height, width, channels]"),
     (lambda m: m.pop("label_set"), "field 'label_set' needs a name and a list of classes"),
     (lambda m: m.update(label_set={"classes": []}), "field 'label_set' needs a name and a list of classes"),
     (lambda m: m.pop("hparams"), "field 'hparams' is missing"),
     (lambda m: m.update(members=[]), "field 'members' needs a list of member models"),
     (lambda m: m.update(colour="red"), "field 'colour' is not one this version knows"),
+    (lambda m: m.update(zone=1, colour="red"), "field 'colour' is not one this version knows"),
 ])
 def test_damaged_export_metadata_is_refused_naming_the_field(tmp_path, change, message):
     data = json.loads(json.dumps(SINGLE))

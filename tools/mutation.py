@@ -30,6 +30,9 @@ MODULES = {
     "fer_tf/data/photos.py": "tests/test_photos.py",
     "fer_tf/apps/heads.py": "tests/test_predict_formats.py",
     "fer_tf/training/inputs.py": "tests/test_inputs.py",
+    "fer_tf/core/export_format.py": "tests/test_formats.py",
+    "fer_tf/data/records.py": "tests/test_records.py",
+    "fer_tf/apps/predict.py": "tests/test_predict_formats.py tests/test_predict.py",
 }
 
 CONFIG = """[cosmic-ray]
