@@ -166,3 +166,128 @@ def test_the_manifest_round_trips_and_keeps_what_a_converter_added(sample_record
     counts = manifest.expected_shard_counts("train")
     assert sum(counts.values()) == on_disk["splits"]["train"]["count"]
     assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def write_shards(folder, split, examples, shards, num_classes=3):
+    writer = records.ShardedWriter(str(folder), [split], {split: shards}, num_classes)
+    for image, label, row in examples:
+        writer.write(split, records.make_example(image, label, row), label)
+    writer.close()
+    return writer
+
+
+def small_manifest(folder, writer):
+    return records.Manifest(dataset="t", label_set={"name": "t", "classes": ["a", "b", "c"]},
+                            splits=writer.split_summary(), source={}, options={},
+                            image=records.Manifest.image_info(4, 1), folder=str(folder))
+
+
+def test_the_writer_deals_examples_round_robin_from_the_first_shard(tmp_path):
+    examples = [(np.full((4, 4), k, np.uint8), k % 3, 100 + k) for k in range(7)]
+    writer = write_shards(tmp_path, "train", examples, 3)
+    summary = writer.split_summary()["train"]
+    assert summary == {"count": 7, "per_class": [3, 2, 2],
+                       "shards": [records.shard_name("train", i, 3) for i in range(3)]}
+    rows = [[int(tf.train.Example.FromString(r.numpy()).features.feature["source/row"].int64_list.value[0])
+             for r in tf.data.TFRecordDataset(str(tmp_path / name))] for name in summary["shards"]]
+    assert rows == [[100, 103, 106], [101, 104], [102, 105]]
+    manifest = small_manifest(tmp_path, writer)
+    assert manifest.expected_shard_counts("train") == dict(zip(summary["shards"], [3, 2, 2]))
+    assert records.damaged_shards(manifest, "train") == []
+    assert records.undecodable_records(manifest, "train") == []
+
+
+def test_a_colour_face_is_stored_rgb_and_read_back_rgb(tmp_path):
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 10, 20, 30            # R, G, B
+    example = records.make_example(image, 1, 5)
+    png = example.features.feature["image/encoded"].bytes_list.value[0]
+    assert tf.io.decode_png(png).numpy()[0, 0].tolist() == [10, 20, 30]
+    assert example.features.feature["image/channels"].int64_list.value[0] == 3
+    crop = np.zeros((8, 8, 3), np.uint8)
+    crop[..., 0] = 200
+    landmark = records.make_landmark_example(crop, np.zeros((68, 2)), (1, 2, 3), (1, 2, 3, 4),
+                                             "dlib", "helen/x")
+    png = landmark.features.feature["image/encoded"].bytes_list.value[0]
+    assert tf.io.decode_png(png).numpy()[0, 0].tolist() == [200, 0, 0]
+
+
+def test_shard_scans_count_records_and_name_the_damage(tmp_path):
+    examples = [(np.full((4, 4), k, np.uint8), k % 3, k) for k in range(300)]
+    writer = write_shards(tmp_path, "train", examples, 1)
+    path = str(tmp_path / writer.files["train"][0])
+    assert records.scan_shard(path) == (300, None)
+    data = open(path, "rb").read()
+    cut = data[:len(data) // 2]
+    with open(path, "wb") as f:
+        f.write(cut)
+    whole, offset = 0, 0                  # TFRecord framing: length (8), crc (4), data, crc (4)
+    while offset + 12 <= len(cut):
+        offset += 16 + int.from_bytes(cut[offset:offset + 8], "little")
+        whole += offset <= len(cut)
+    readable, problem = records.scan_shard(path)
+    assert readable == whole and 100 < whole < 200 and problem and "[Op:" not in problem and "}}" not in problem
+    damaged = records.damaged_shards(small_manifest(tmp_path, writer), "train")
+    assert damaged == [(path, readable, 300, problem)]
+
+
+def test_undecodable_records_are_named_by_index(tmp_path):
+    writer = records.ShardedWriter(str(tmp_path), ["train"], {"train": 1}, 3)
+    for k in range(4):
+        example = records.make_example(np.full((4, 4), k, np.uint8), 0, k)
+        if k in (1, 3):
+            example.features.feature["image/encoded"].bytes_list.value[0] = b"not a png"
+        writer.write("train", example, 0)
+    writer.close()
+    bad = records.undecodable_records(small_manifest(tmp_path, writer), "train")
+    path = str(tmp_path / writer.files["train"][0])
+    assert [(p, index) for p, index, _ in bad] == [(path, 1), (path, 3)]
+    assert all(problem and "[Op:" not in problem for _, _, problem in bad)
+
+
+def test_iter_split_gives_rows_on_request(sample_records):
+    encoded, labels, rows = next(records.iter_split(sample_records, "test", 5, rows=True))
+    assert len(encoded) == len(labels) == len(rows) == 5 and rows.dtype.kind == "i"
+    assert len(next(records.iter_split(sample_records, "test", 5))) == 2
+
+
+def test_a_corrupt_shard_stops_iter_split_with_its_first_line(tmp_path, sample_records):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(sample_records, copy)
+    shard = copy / records.read_manifest(str(copy)).splits["test"].shards[0]
+    data = shard.read_bytes()
+    shard.write_bytes(data[:len(data) // 2])
+    with pytest.raises(FerTfError) as raised:
+        list(records.iter_split(str(copy), "test", 5))
+    message = str(raised.value)
+    assert message.startswith(f"{shard}: corrupt record shard (") and "\n" not in message
+    assert message.endswith("); reconvert with `fer-tf records`")
+
+
+def test_sha256_of_a_source_names_what_cannot_be_read(tmp_path):
+    import hashlib
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 5000)          # more than one chunk
+    assert records.sha256_of_checked(str(big)) == hashlib.sha256(big.read_bytes()).hexdigest()
+    with pytest.raises(FerTfError, match="no such file; check the path"):
+        records.sha256_of_checked(str(tmp_path / "missing.csv"))
+    with pytest.raises(FerTfError, match=r"cannot read \(Is a directory\); pass a readable file"):
+        records.sha256_of_checked(str(tmp_path))
+
+
+def test_converter_extras_read_through_the_manifest():
+    manifest = records.Manifest.from_json(
+        {"format": records.FORMAT, "dataset": "genki", "label_set": {"name": "smile2", "classes": ["no", "smile"]},
+         "splits": {"fold0": {"count": 2, "per_class": [1, 1], "shards": ["a"]},
+                    "fold1": {"count": 3, "per_class": [2, 1], "shards": ["b"]}},
+         "source": {}, "options": {}, "image": records.Manifest.image_info(48, 1),
+         "folds": {"count": 2}, "faces": {"photos": 6}, "split_aliases": {"train": "fold0", "eval": "fold1"}},
+        "m.json")
+    assert manifest.fold_count == 2 and manifest.photos == 6 and manifest.side == 48
+    assert manifest.resolve_split("train") == ["fold0"] and manifest.split_count("fold0+fold1") == 5
+    assert manifest.split_per_class("eval") == [2, 1] and manifest.feature_dim is None
+    with pytest.raises(FerTfError, match=r"no split 'fold7' \(the folder has fold0, fold1, eval, train\)"):
+        manifest.split_count("fold7")
+    bare = records.Manifest.from_json({**manifest.to_json(), "faces": None, "folds": None}, "m.json")
+    assert bare.photos is None and bare.fold_count is None
