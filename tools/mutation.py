@@ -33,6 +33,7 @@ MODULES = {
     "fer_tf/core/export_format.py": "tests/test_formats.py",
     "fer_tf/data/records.py": "tests/test_records.py",
     "fer_tf/apps/predict.py": "tests/test_predict_formats.py tests/test_predict.py",
+    "fer_tf/apps/evaluate.py": "tests/test_evaluate.py",
 }
 
 CONFIG = """[cosmic-ray]
