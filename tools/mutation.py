@@ -34,6 +34,7 @@ MODULES = {
     "fer_tf/data/records.py": "tests/test_records.py",
     "fer_tf/apps/predict.py": "tests/test_predict_formats.py tests/test_predict.py",
     "fer_tf/apps/evaluate.py": "tests/test_evaluate.py",
+    "fer_tf/apps/analyzer.py": "tests/test_engine.py tests/test_predict_formats.py",
 }
 
 CONFIG = """[cosmic-ray]

@@ -1,0 +1,162 @@
+"""The Analyzer's batching engine with a stand-in model and face pipeline (no network runs):
+results in input order, faces batched across pictures up to `batch_size`, a picture's error
+kept to it, webcam-style flushing, the worker pool giving the single-threaded results, and
+the picture readers' refusals."""
+import threading
+
+import numpy as np
+import pytest
+
+from fer_tf import faces
+from fer_tf.apps import analyzer as analyzer_module
+from fer_tf.apps.analyzer import Analyzer, Result, to_rgb
+from fer_tf.core.errors import FerTfError
+from fer_tf.core.labels import FER7
+from fer_tf.serving import exported
+
+
+class StandInModel(exported.ExportedModel):
+    """Answers from the pixels: class = a crop's mean grey level mod 7; records each call."""
+
+    def __init__(self):
+        self.path, self.label_set, self.image_size = "stand-in", FER7, (4, 4, 1)
+        self.tta, self.precision, self.calls = "none", "float32", []
+
+    @property
+    def has_smile(self):
+        return False
+
+    def predict_faces_and_smiles(self, crops):
+        self.calls.append(len(crops))
+        levels = np.round(crops.reshape(len(crops), -1).mean(axis=1)).astype(int)
+        return np.eye(7)[levels % 7], None
+
+
+class StandInPipeline:
+    """Picture k (its top-left pixel) has k % 3 faces; a picture whose pixel is 99 fails."""
+    threads = set()
+
+    def __init__(self, **options):
+        self.upsample = 0
+
+    def faces(self, rgb):
+        StandInPipeline.threads.add(threading.current_thread().name)
+        level = int(rgb[0, 0, 0])
+        if level == 99:
+            raise RuntimeError("detector exploded")
+        return [faces.Face((j, 0, j + 2, 2), None, 0.5 + j / 10, eyes=np.array([[level, j]]))
+                for j in range(level % 3)]
+
+
+def stand_in_align(rgb, points, size, channels):
+    level, j = points[0]
+    return np.full((size, size, channels), (level + j) % 256, np.uint8)
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    monkeypatch.setattr(analyzer_module.faces, "FacePipeline", StandInPipeline)
+    monkeypatch.setattr(analyzer_module.faces, "align", stand_in_align)
+    StandInPipeline.threads = set()
+    return StandInModel()
+
+
+def pictures(levels):
+    return [np.full((6, 6, 3), level, np.uint8) for level in levels]
+
+
+def expected_labels(levels):
+    return [[FER7.classes[(level + j) % 7] for j in range(level % 3)] for level in levels]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_faces_are_batched_across_pictures_and_results_come_back_in_order(stand_ins, workers):
+    levels = [1, 2, 3, 4, 5, 7, 8, 10, 11, 13]        # 1+2+0+1+2 | 1+2+1+2 | 1 faces
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, batch_size=5, workers=workers)
+    results = engine.analyze_many(pictures(levels))
+    assert [[f.label for f in r.faces] for r in results] == expected_labels(levels)
+    assert [r.source for r in results] == [f"<ndarray {i}>" for i in range(len(levels))]
+    # A batch runs once a whole picture brings it to batch_size, then the rest at the end.
+    assert stand_ins.calls == [6, 6, 1]
+    assert [f.index for f in results[1].faces] == [0, 1]
+    assert results[1].faces[1].box == (1.0, 0.0, 3.0, 2.0) and results[1].faces[1].score == 0.6
+    if workers == 2:
+        assert all(name.startswith("fer_tf_faces") for name in StandInPipeline.threads)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_picture_is_its_own_error_and_the_rest_carry_on(stand_ins, workers):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, workers=workers)
+    images = pictures([2]) + [np.zeros((3, 3), np.float32), b"not an image"] + pictures([4])
+    results = engine.analyze_many(images)
+    assert [len(r.faces) for r in results] == [2, 0, 0, 1]
+    assert results[1].error == "numpy image of dtype float32; give uint8 pixels 0-255"
+    assert results[2].error and results[2].source == "<bytes 2>"
+    assert results[0].error is None and results[3].error is None
+
+
+def test_a_failing_face_pipeline_fails_only_that_picture_with_workers(stand_ins):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, workers=2)
+    results = engine.analyze_many(pictures([2, 99, 4]))
+    assert [len(r.faces) for r in results] == [2, 0, 1]
+    assert results[1].error == "face pipeline failed: RuntimeError: detector exploded"
+
+
+def test_flushing_classifies_each_picture_before_the_next_is_read(stand_ins):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, batch_size=64)
+    read = []
+
+    def source():
+        for level in [1, 2, 4]:
+            read.append(level)
+            yield Result(f"frame {level}"), pictures([level])[0]
+
+    for result in engine.stream(source(), flush_each=True):
+        assert read[-1] == int(result.source.split()[1])       # nothing read ahead
+    assert stand_ins.calls == [1, 2, 1]
+    batched = Analyzer(model=stand_ins, smile=False, landmarks=None, batch_size=64)
+    stand_ins.calls.clear()
+    assert len(list(batched.stream(iter([(Result("a"), pictures([1])[0]), (Result("b"), pictures([2])[0])])))) == 2
+    assert stand_ins.calls == [3]
+
+
+def test_without_detection_the_whole_picture_is_the_face(stand_ins):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, detect=False)
+    result = engine.analyze(np.full((10, 20, 3), 3, np.uint8))
+    assert len(result.faces) == 1 and result.faces[0].box == (0.0, 0.0, 20.0, 10.0)
+    assert result.faces[0].score is None and result.faces[0].label == FER7.classes[3]
+
+
+def test_a_new_stream_drops_what_an_abandoned_one_left(stand_ins):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, batch_size=64)
+    list(engine.add(Result("left behind"), pictures([1])[0]))
+    assert [r.source for r in engine.analyze_many(pictures([4]))] == ["<ndarray 0>"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"landmarks": "sift"}, "landmarks='sift': use 'dlib', 'cnn' or None"),
+    ({"detector": "haar"}, "detector='haar': use blazeface_auto, blazeface, dlib"),
+    ({"align_points": 7}, "align_points=7: use 68 or 5"),
+])
+def test_bad_options_are_refused_in_one_line(stand_ins, options, message):
+    with pytest.raises(FerTfError) as raised:
+        Analyzer(model=stand_ins, smile=False, **options)
+    assert str(raised.value) == message
+
+
+def test_pictures_in_every_form():
+    grey = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert to_rgb(grey).shape == (2, 3, 3) and (to_rgb(grey)[..., 2] == grey).all()
+    assert (to_rgb(grey[:, :, None]) == to_rgb(grey)).all()
+    bgr = np.zeros((2, 2, 3), np.uint8)
+    bgr[..., 0] = 200                                     # blue in OpenCV's order
+    assert to_rgb(bgr, bgr=True)[0, 0].tolist() == [0, 0, 200]
+    assert to_rgb(bgr)[0, 0].tolist() == [200, 0, 0]
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    assert to_rgb(rgba).shape == (2, 2, 3)
+    for bad, text in [(np.zeros((2, 2, 2), np.uint8), "numpy image of shape (2, 2, 2); give HxW, HxWx3 or HxWx4"),
+                      (np.zeros((0, 2, 3), np.uint8), "numpy image of shape (0, 2, 3)"),
+                      (42, "cannot read a int as an image; give a path, bytes, a numpy array or a PIL image")]:
+        with pytest.raises(faces.BadImage) as raised:
+            to_rgb(bad)
+        assert str(raised.value).startswith(text)
