@@ -18,46 +18,54 @@ from fer_tf.serving import exported
 class StandInModel(exported.ExportedModel):
     """Answers from the pixels: class = a crop's mean grey level mod 7; records each call."""
 
-    def __init__(self):
-        self.path, self.label_set, self.image_size = "stand-in", FER7, (4, 4, 1)
-        self.tta, self.precision, self.calls = "none", "float32", []
+    def __init__(self, smile=False, channels=1):
+        self.path, self.label_set, self.image_size = "stand-in", FER7, (4, 4, channels)
+        self.tta, self.precision, self.calls, self.smile = "none", "float32", [], smile
+        self.shapes = []
 
     @property
     def has_smile(self):
-        return False
+        return self.smile
 
     def predict_faces_and_smiles(self, crops):
         self.calls.append(len(crops))
+        self.shapes.append(crops.shape[1:])
         levels = np.round(crops.reshape(len(crops), -1).mean(axis=1)).astype(int)
-        return np.eye(7)[levels % 7], None
+        return np.eye(7)[levels % 7], (levels / 1000.0 if self.smile else None)
 
 
 class StandInPipeline:
     """Picture k (its top-left pixel) has k % 3 faces; a picture whose pixel is 99 fails."""
-    threads = set()
+    threads, upsampled, options = set(), [], []
 
     def __init__(self, **options):
         self.upsample = 0
+        StandInPipeline.options.append(options)
 
     def faces(self, rgb):
         StandInPipeline.threads.add(threading.current_thread().name)
+        StandInPipeline.upsampled.append(self.upsample)
         level = int(rgb[0, 0, 0])
         if level == 99:
             raise RuntimeError("detector exploded")
-        return [faces.Face((j, 0, j + 2, 2), None, 0.5 + j / 10, eyes=np.array([[level, j]]))
-                for j in range(level % 3)]
+        return [faces.Face((j + 0.26, 0, j + 2, 2), np.full((68, 2), level + j, float), 0.5 + j / 10,
+                           eyes=np.array([[level + j, 0]])) for j in range(level % 3)]
+
+
+ALIGNED = []
 
 
 def stand_in_align(rgb, points, size, channels):
-    level, j = points[0]
-    return np.full((size, size, channels), (level + j) % 256, np.uint8)
+    ALIGNED.append((size, channels))
+    return np.full((size, size, channels), int(points[0][0]) % 256, np.uint8)
 
 
 @pytest.fixture
 def stand_ins(monkeypatch):
     monkeypatch.setattr(analyzer_module.faces, "FacePipeline", StandInPipeline)
     monkeypatch.setattr(analyzer_module.faces, "align", stand_in_align)
-    StandInPipeline.threads = set()
+    StandInPipeline.threads, StandInPipeline.upsampled, StandInPipeline.options = set(), [], []
+    ALIGNED.clear()
     return StandInModel()
 
 
@@ -79,7 +87,8 @@ def test_faces_are_batched_across_pictures_and_results_come_back_in_order(stand_
     # A batch runs once a whole picture brings it to batch_size, then the rest at the end.
     assert stand_ins.calls == [6, 6, 1]
     assert [f.index for f in results[1].faces] == [0, 1]
-    assert results[1].faces[1].box == (1.0, 0.0, 3.0, 2.0) and results[1].faces[1].score == 0.6
+    assert results[1].faces[1].box == (1.3, 0.0, 3.0, 2.0) and results[1].faces[1].score == 0.6
+    assert set(ALIGNED) == {(4, 1)}                    # the model's input side and channels
     if workers == 2:
         assert all(name.startswith("fer_tf_faces") for name in StandInPipeline.threads)
 
@@ -160,3 +169,129 @@ def test_pictures_in_every_form():
         with pytest.raises(faces.BadImage) as raised:
             to_rgb(bad)
         assert str(raised.value).startswith(text)
+
+
+def test_results_are_given_only_once_every_face_before_them_is_classified(stand_ins):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, batch_size=3)
+    given = []
+    for result in engine.stream((Result(str(k)), picture) for k, picture in
+                                enumerate(pictures([2, 3, 3, 1, 2, 3]))):
+        given.append(result.source)
+        assert all(face.probabilities is not None for face in result.faces)
+    assert given == ["0", "1", "2", "3", "4", "5"]
+
+
+def test_the_pool_reads_a_few_pictures_per_worker_ahead(stand_ins):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None, workers=2, batch_size=1)
+    read = []
+
+    def source():
+        for k in range(20):
+            read.append(k)
+            yield Result(str(k)), pictures([1])[0]
+
+    stream = engine.stream(source())
+    next(stream)
+    assert len(read) == 9                              # 4 per worker in flight, then one more
+
+
+def test_small_pictures_are_upsampled_unless_told(stand_ins, monkeypatch):
+    Analyzer(model=stand_ins, smile=False, landmarks=None).analyze_many(
+        pictures([1]) + [np.full((300, 20, 3), 1, np.uint8), np.full((255, 255, 3), 1, np.uint8)])
+    assert StandInPipeline.upsampled == [1, 0, 1]      # below 256 px on the longer side
+    StandInPipeline.upsampled.clear()
+    Analyzer(model=stand_ins, smile=False, landmarks=None, upsample=2).analyze(pictures([1])[0])
+    assert StandInPipeline.upsampled == [2]
+    assert StandInPipeline.options[0]["landmarks"] is False and StandInPipeline.options[0]["points_model"] is None
+
+
+def test_a_colour_model_gets_colour_crops_without_detection(stand_ins):
+    colour = StandInModel(channels=3)
+    picture = np.zeros((8, 8, 3), np.uint8)
+    picture[..., 1] = 90
+    Analyzer(model=colour, smile=False, landmarks=None, detect=False).analyze(picture)
+    assert colour.shapes == [(4, 4, 3)]
+    Analyzer(model=stand_ins, smile=False, landmarks=None, detect=False).analyze(picture)
+    assert stand_ins.shapes == [(4, 4, 1)]
+
+
+def test_the_expression_models_own_smile_head_answers_in_the_same_call(stand_ins):
+    both = StandInModel(smile=True)
+    engine = Analyzer(model=both, landmarks=None)
+    assert engine.smile_model is None and engine.smile_from_model
+    result = engine.analyze(pictures([5])[0])
+    assert [face.smile for face in result.faces] == [0.005, 0.006] and both.calls == [2]
+    assert [type(h).__name__ for h in engine.heads] == ["ExpressionHead", "SmileHead"]
+
+
+def test_landmarks_and_extra_heads_see_every_face(stand_ins):
+    from fer_tf.apps import heads
+
+    class Counting(heads.FaceHead):
+        attribute = "counted"
+
+        def __init__(self):
+            self.detected_boxes, self.batches = [], []
+
+        def detected(self, face, found):
+            self.detected_boxes.append(found.box)
+
+        def predict(self, faces, crops):
+            self.batches.append(len(faces))
+
+    extra = Counting()
+    engine = Analyzer(model=stand_ins, smile=False, landmarks="dlib", extra_heads=[extra])
+    result = engine.analyze(pictures([2])[0])
+    assert [type(h).__name__ for h in engine.heads] == ["ExpressionHead", "LandmarksHead", "Counting"]
+    assert result.faces[1].landmarks[0].tolist() == [3.0, 3.0]
+    assert extra.detected_boxes == [(0.26, 0, 2, 2), (1.26, 0, 3, 2)] and extra.batches == [2]
+    assert StandInPipeline.options[0]["landmarks"] is True
+    plain = Analyzer(model=stand_ins, smile=False, landmarks=None)
+    assert plain.analyze(pictures([2])[0]).faces[0].landmarks is None
+
+
+def test_a_webcam_is_classified_frame_by_frame_and_a_file_in_batches(stand_ins, monkeypatch, tmp_path):
+    frames = [(k, pictures([1])[0], None) for k in range(3)]
+    monkeypatch.setattr(analyzer_module, "read_frames", lambda source, stride, most: iter(frames))
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None)
+    assert [r.frame for r in engine.analyze_video("7")] == [0, 1, 2]       # no such file: a webcam
+    assert stand_ins.calls == [1, 1, 1]
+    stand_ins.calls.clear()
+    clip = tmp_path / "7"
+    clip.write_bytes(b"")
+    assert len(list(engine.analyze_video(str(clip)))) == 3
+    assert stand_ins.calls == [3]
+
+
+def test_video_frames_by_stride_and_count(tmp_path):
+    import cv2
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (16, 16))
+    for k in range(7):
+        writer.write(np.full((16, 16, 3), 30 * k, np.uint8))
+    writer.release()
+    frames = list(analyzer_module.read_frames(path))
+    assert [index for index, _, _ in frames] == list(range(7))
+    assert abs(int(frames[2][1][0, 0, 0]) - 60) <= 3 and frames[2][1].shape == (16, 16, 3)
+    assert [i for i, _, _ in analyzer_module.read_frames(path, stride=3)] == [0, 3, 6]
+    assert [i for i, _, _ in analyzer_module.read_frames(path, stride=2, max_frames=2)] == [0, 2]
+    assert [i for i, _, _ in analyzer_module.read_frames(path, max_frames=7)] == list(range(7))
+    assert list(analyzer_module.read_frames(str(tmp_path / "none.avi"))) == [
+        (None, None, "cannot open video (unreadable or unsupported codec)")]
+
+
+def test_documented_defaults():
+    import inspect
+    defaults = {k: v.default for k, v in inspect.signature(Analyzer).parameters.items()}
+    assert defaults["optimize"] is True and defaults["smile"] is True and defaults["workers"] == 1
+    assert defaults["batch_size"] == 64 and defaults["landmarks"] == "dlib"
+
+
+def test_objects_that_only_look_like_pictures_are_refused():
+    class ModeOnly:
+        mode = "RGB"
+
+    with pytest.raises(faces.BadImage, match="cannot read a ModeOnly as an image"):
+        to_rgb(ModeOnly())
+    with pytest.raises(faces.BadImage, match=r"numpy image of shape \(2, 2, 0\)"):
+        to_rgb(np.zeros((2, 2, 0), np.uint8))
