@@ -2,6 +2,7 @@
 results in input order, faces batched across pictures up to `batch_size`, a picture's error
 kept to it, webcam-style flushing, the worker pool giving the single-threaded results, and
 the picture readers' refusals."""
+import os
 import threading
 
 import numpy as np
@@ -48,7 +49,7 @@ class StandInPipeline:
         level = int(rgb[0, 0, 0])
         if level == 99:
             raise RuntimeError("detector exploded")
-        return [faces.Face((j + 0.26, 0, j + 2, 2), np.full((68, 2), level + j, float), 0.5 + j / 10,
+        return [faces.Face((j + 0.26, 0, j + 2, 2), np.full((68, 2), level + j, float), 0.51234 + j / 10,
                            eyes=np.array([[level + j, 0]])) for j in range(level % 3)]
 
 
@@ -87,7 +88,7 @@ def test_faces_are_batched_across_pictures_and_results_come_back_in_order(stand_
     # A batch runs once a whole picture brings it to batch_size, then the rest at the end.
     assert stand_ins.calls == [6, 6, 1]
     assert [f.index for f in results[1].faces] == [0, 1]
-    assert results[1].faces[1].box == (1.3, 0.0, 3.0, 2.0) and results[1].faces[1].score == 0.6
+    assert results[1].faces[1].box == (1.3, 0.0, 3.0, 2.0) and results[1].faces[1].score == 0.6123
     assert set(ALIGNED) == {(4, 1)}                    # the model's input side and channels
     if workers == 2:
         assert all(name.startswith("fer_tf_faces") for name in StandInPipeline.threads)
@@ -295,3 +296,42 @@ def test_objects_that_only_look_like_pictures_are_refused():
         to_rgb(ModeOnly())
     with pytest.raises(faces.BadImage, match=r"numpy image of shape \(2, 2, 0\)"):
         to_rgb(np.zeros((2, 2, 0), np.uint8))
+
+
+def test_pictures_are_rgb_unless_told_bgr_and_kept_only_when_asked(stand_ins):
+    red = np.zeros((6, 6, 3), np.uint8)
+    red[..., 0] = 2                                      # two faces when read as RGB
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None)
+    assert len(engine.analyze(red).faces) == 2 and len(engine.analyze_many([red])[0].faces) == 2
+    assert len(engine.analyze(red, bgr=True).faces) == 0
+    assert engine.analyze(red).image is None
+    kept = list(engine.stream(iter([(Result("a"), red)]), keep_images=True))
+    assert kept[0].image is red
+    frame = engine.analyze_many([red, red]).to_pandas()
+    assert str(frame["face"].dtype) == "Int64" and str(frame["frame"].dtype) == "Int64"
+
+
+def test_an_expression_model_without_a_smile_head_gets_the_shipped_smile_model(stand_ins):
+    engine = Analyzer(model=stand_ins, landmarks=None)
+    assert not engine.smile_from_model and os.path.basename(engine.smile_model.path) == "smile"
+
+
+def test_a_missing_webcam_and_a_one_frame_video(tmp_path):
+    import cv2
+    assert list(analyzer_module.read_frames("7")) == [(None, None, "cannot open webcam 7")]
+    path = str(tmp_path / "one.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (16, 16))
+    writer.write(np.full((16, 16, 3), 1, np.uint8))
+    writer.release()
+    assert [index for index, _, _ in analyzer_module.read_frames(path)] == [0]
+
+
+def test_analyze_video_takes_every_frame_by_default(stand_ins, tmp_path):
+    import cv2
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (16, 16))
+    for _ in range(3):
+        writer.write(np.full((16, 16, 3), 1, np.uint8))
+    writer.release()
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None)
+    assert [r.frame for r in engine.analyze_video(path)] == [0, 1, 2]

@@ -61,14 +61,20 @@ def scratch_copy():
     return folder
 
 
-def run_module(folder, module, tests):
+def run_module(folder, module, tests, rerun=None):
     name = module.replace("/", "_")
     config = os.path.join(folder, f"{name}.toml")
     session = os.path.join(folder, f"{name}.sqlite")
     with open(config, "w") as f:
         f.write(CONFIG.format(module=module, python=sys.executable, tests=tests))
     binary = os.path.join(os.path.dirname(sys.executable), "cosmic-ray")
-    subprocess.run([binary, "init", config, session], cwd=folder, check=True)
+    if rerun:
+        # The same mutants (the module's code must be unchanged); survivors become pending.
+        shutil.copy(rerun, session)
+        with sqlite3.connect(session) as db:
+            db.execute("DELETE FROM work_results WHERE test_outcome != 'KILLED'")
+    else:
+        subprocess.run([binary, "init", config, session], cwd=folder, check=True)
     start = time.perf_counter()
     subprocess.run([binary, "exec", config, session], cwd=folder, check=True)
     seconds = time.perf_counter() - start
@@ -87,12 +93,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", nargs="*", default=list(MODULES))
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--rerun", metavar="SESSION", help="a finished (or interrupted) run's "
+                        "cosmic-ray session of one module: run its survivors and unfinished "
+                        "mutants again against today's tests, keep its killed ones")
     args = parser.parse_args()
     folder = scratch_copy()
     results = []
     try:
         for module in args.modules:
-            result = run_module(folder, module, MODULES[module])
+            result = run_module(folder, module, MODULES[module], args.rerun)
             results.append(result)
             print(f"{module}: {result['mutants']} mutants, {result['killed']} killed, "
                   f"{result['survived']} survived ({result['seconds']} s)", flush=True)
