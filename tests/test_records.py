@@ -137,6 +137,7 @@ def test_finished_outputs_get_the_umask_mode_not_the_temporary_one(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(format="fer-tf-records/0"), "format 'fer-tf-records/0' is not 'fer-tf-records/1'"),
+    (lambda m: m.update(format="fer-tf-records/2"), "format 'fer-tf-records/2' is not 'fer-tf-records/1'"),
     (lambda m: m.pop("splits"), "field 'splits' is missing"),
     (lambda m: m.update(label_set={"name": "fer7"}), "field 'label_set' needs a name and a list of classes"),
     (lambda m: m.update(kind="audio"), "field 'kind' is 'audio', not one of images, landmarks, features"),
@@ -160,6 +161,7 @@ def test_the_manifest_round_trips_and_keeps_what_a_converter_added(sample_record
     on_disk = json.loads(open(os.path.join(sample_records, "manifest.json")).read())
     assert manifest.to_json() == on_disk
     assert manifest.read_stats == on_disk["read"] and manifest.fold_count is None
+    assert manifest.extra == {"read": on_disk["read"]}          # only what the converter added
     assert manifest.split_count("train") == on_disk["splits"]["train"]["count"]
     assert manifest.split_per_class("train+eval") == [
         a + b for a, b in zip(on_disk["splits"]["train"]["per_class"], on_disk["splits"]["eval"]["per_class"])]
@@ -236,6 +238,8 @@ def test_shard_scans_count_records_and_name_the_damage(tmp_path):
     assert problem.startswith("truncated record at ") and problem.endswith("Read less bytes than requested")
     damaged = records.damaged_shards(small_manifest(tmp_path, writer), "train")
     assert damaged == [(path, readable, 300, problem)]
+    # The decodability scan stops quietly where the damage starts (damaged_shards reports it).
+    assert records.undecodable_records(small_manifest(tmp_path, writer), "train") == []
 
 
 def test_undecodable_records_are_named_by_index(tmp_path):
