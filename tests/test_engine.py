@@ -92,6 +92,8 @@ def test_faces_are_batched_across_pictures_and_results_come_back_in_order(stand_
     assert set(ALIGNED) == {(4, 1)}                    # the model's input side and channels
     if workers == 2:
         assert all(name.startswith("fer_tf_faces") for name in StandInPipeline.threads)
+    else:                                              # one worker: the calling thread
+        assert StandInPipeline.threads == {threading.current_thread().name}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -198,8 +200,9 @@ def test_the_pool_reads_a_few_pictures_per_worker_ahead(stand_ins):
 
 def test_small_pictures_are_upsampled_unless_told(stand_ins, monkeypatch):
     Analyzer(model=stand_ins, smile=False, landmarks=None).analyze_many(
-        pictures([1]) + [np.full((300, 20, 3), 1, np.uint8), np.full((255, 255, 3), 1, np.uint8)])
-    assert StandInPipeline.upsampled == [1, 0, 1]      # below 256 px on the longer side
+        pictures([1]) + [np.full((300, 20, 3), 1, np.uint8), np.full((20, 300, 3), 1, np.uint8),
+                         np.full((255, 255, 3), 1, np.uint8)])
+    assert StandInPipeline.upsampled == [1, 0, 0, 1]   # below 256 px on the longer side
     StandInPipeline.upsampled.clear()
     Analyzer(model=stand_ins, smile=False, landmarks=None, upsample=2).analyze(pictures([1])[0])
     assert StandInPipeline.upsampled == [2]
@@ -335,3 +338,23 @@ def test_analyze_video_takes_every_frame_by_default(stand_ins, tmp_path):
     writer.release()
     engine = Analyzer(model=stand_ins, smile=False, landmarks=None)
     assert [r.frame for r in engine.analyze_video(path)] == [0, 1, 2]
+
+
+def test_add_keeps_no_image_unless_asked_and_the_default_model_is_the_shipped_one(stand_ins):
+    engine = Analyzer(model=stand_ins, smile=False, landmarks=None)
+    result = Result("a")
+    engine.add(result, pictures([1])[0])
+    assert result.image is None
+    default = Analyzer(smile=False, landmarks=None)
+    assert os.path.basename(default.model.path) == "default"
+
+
+@pytest.mark.parametrize("bad, text", [
+    (np.zeros((2, 2, 1, 3), np.uint8), "numpy image of shape (2, 2, 1, 3)"),
+    (np.zeros((2, 0, 3), np.uint8), "numpy image of shape (2, 0, 3)"),
+    (np.zeros((2, 2, 3), np.int8), "numpy image of dtype int8; give uint8 pixels 0-255"),
+])
+def test_arrays_that_are_not_pictures(bad, text):
+    with pytest.raises(faces.BadImage) as raised:
+        to_rgb(bad)
+    assert str(raised.value).startswith(text)
