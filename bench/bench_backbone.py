@@ -57,7 +57,7 @@ def input_rate(data_dir, size, channels, training, augment, batches=60, batch_si
     prepared = run.prepare("lenet7", data_dir, {"batch_size": batch_size, "augment": augment})
     run_spec = dataclasses.replace(prepared.run, image_size=(size, size, channels))
     mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.EVAL
-    it = iter(inputs.input_fn(mode, prepared.params, run_spec, split="train",
+    it = iter(inputs.input_fn(mode, prepared.params, run_spec, prepared.manifest, split="train",
                               shuffle_buffer=2000).repeat())
     for _ in range(5):
         next(it)

@@ -33,7 +33,8 @@ def train_rate(model, data, overrides, steps, work):
                                     log_step_count_steps=10**6)
     est = prepared.task.estimator(config, params, run_spec,
                                   tasks.Options(allow_random_init=True, log=lambda *_: None))
-    input_fn = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run_spec)  # noqa: E731
+    input_fn = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run_spec,
+                                                prepared.manifest)  # noqa: E731
     est.train(input_fn, steps=2)
     start = time.perf_counter()
     est.train(input_fn, steps=steps)

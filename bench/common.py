@@ -24,7 +24,8 @@ def estimator_rate(model, data_dir, steps, batch_size=64, overrides=None, synthe
     if synthetic:
         train_input = inputs.synthetic_input_fn(run_spec, batch_size)
     else:
-        train_input = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run_spec)  # noqa: E731
+        train_input = lambda: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run_spec,
+                                                   prepared.manifest)  # noqa: E731
     est.train(train_input, steps=10)        # graph build, first checkpoint, warm-up
     start = time.perf_counter()
     est.train(train_input, steps=steps)     # includes the restore, as a resumed run would

@@ -12,7 +12,7 @@ TRAIN, EVAL = tf.estimator.ModeKeys.TRAIN, tf.estimator.ModeKeys.EVAL
 def pipeline(mode, data_dir, input_context=None, **hparams):
     """The input_fn of a LeNet7 run on `data_dir` (batch 16 unless given)."""
     prepared = run.prepare("lenet7", data_dir, {"batch_size": 16, **hparams}, seed=1)
-    return inputs.input_fn(mode, prepared.params, prepared.run, input_context)
+    return inputs.input_fn(mode, prepared.params, prepared.run, prepared.manifest, input_context)
 
 
 def first_batch(ds):

@@ -48,8 +48,8 @@ def main():
     spec = models.get(meta.model)
     params = {**meta.hparams, "smile_head": True}
     classes = len(meta.classes)
-    folds = records.read_manifest(args.genki).fold_count
-    smile = records.read_manifest(args.genki).classes.index("smile")
+    manifest = records.read_manifest(args.genki)
+    folds, smile = manifest.fold_count, manifest.classes.index("smile")
     parts = [load_faces(args.genki, f"fold{k}") for k in range(folds)]
     genki = np.concatenate([p[0] for p in parts])
     smiles = np.concatenate([p[1] for p in parts]) == smile

@@ -9,6 +9,9 @@ rebuild, loading, serving and the output rule read these names from this module 
 import dataclasses
 import os
 
+from fer_tf.core import atomic, labels
+from fer_tf.core.errors import FerTfError
+
 ASSETS_EXTRA = "assets.extra"
 META_FILE = "fer_tf.json"
 LABELS_FILE = "labels.txt"
@@ -28,7 +31,6 @@ def write_assets(folder, meta):
     """The metadata and labels.txt, written atomically into `folder` (an export's assets.extra/,
     or a model dir whose exports copy them) -> {asset name: path}: the Estimator's assets_extra.
     The one place either file is written."""
-    from fer_tf.core import atomic
     paths = {META_FILE: os.path.join(folder, META_FILE),
              LABELS_FILE: os.path.join(folder, LABELS_FILE)}
     atomic.write_json(paths[META_FILE], meta.to_json())
@@ -38,13 +40,12 @@ def write_assets(folder, meta):
 
 
 def _refuse(path, field, problem):
-    from fer_tf.core.errors import FerTfError
     return FerTfError(f"{path}: field {field!r} {problem}; export the model again with "
                       "`fer-tf export`")
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportMeta:
+class ExportMeta(labels.WithLabelSet):
     """fer_tf.json, typed — the one reader, validator and writer of it (in an export's
     assets.extra/ and in a model dir, whose exports copy it): the model, its label set and input
     size, the hyper-parameters the graph is rebuilt with, and what an export adds (a prior
@@ -77,9 +78,7 @@ class ExportMeta:
         if not (isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) for v in size)):
             raise _refuse(where, "image_size", "needs [height, width, channels]")
         if not member:
-            label_set = data.get("label_set")
-            if not (isinstance(label_set, dict) and isinstance(label_set.get("name"), str)
-                    and isinstance(label_set.get("classes"), list)):
+            if not labels.is_json(data.get("label_set")):
                 raise _refuse(where, "label_set", "needs a name and a list of classes")
         members = data.get("members")
         if members is not None:
@@ -114,16 +113,6 @@ class ExportMeta:
         return dataclasses.replace(self, **changes)
 
     @property
-    def labels(self):
-        """The label set as a LabelSet."""
-        from fer_tf.core import labels
-        return labels.from_json(self.label_set)
-
-    @property
-    def classes(self):
-        return list(self.label_set["classes"])
-
-    @property
     def is_ensemble(self):
         return self.members is not None
 
@@ -155,7 +144,6 @@ NOT_OURS = ("this SavedModel was not exported by fer-tf, so its label set is unk
 def read_meta(export_dir, hint=NOT_OURS):
     """An export's (or a model dir's) ExportMeta; refused in one line (ending with `hint`) when
     fer-tf did not write one there."""
-    from fer_tf.core import atomic
     path = meta_path(export_dir)
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
         path = os.path.join(export_dir, META_FILE)          # a model dir

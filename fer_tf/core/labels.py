@@ -84,3 +84,23 @@ def from_json(obj):
         raise FerTfError(f"label set {obj['name']!r} lists classes {obj['classes']}, "
                          f"expected {list(label_set.classes)}")
     return label_set
+
+
+def is_json(obj):
+    """Whether `obj` has a label set's JSON shape: a name and a list of classes (what
+    `from_json` then checks against the known sets)."""
+    return (isinstance(obj, dict) and isinstance(obj.get("name"), str)
+            and isinstance(obj.get("classes"), list))
+
+
+class WithLabelSet:
+    """For a typed file owner whose `label_set` field holds a label set's JSON form."""
+
+    @property
+    def labels(self):
+        """The label set as a LabelSet."""
+        return from_json(self.label_set)
+
+    @property
+    def classes(self):
+        return list(self.label_set["classes"])

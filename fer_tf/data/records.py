@@ -146,7 +146,7 @@ def _invalid(path, field, problem):
 
 
 @dataclasses.dataclass
-class Manifest:
+class Manifest(label_sets.WithLabelSet):
     """A record folder's manifest.json, typed — the one reader, validator and writer of it: what
     the folder holds (`kind`: images, features or landmarks), its label set, image size, splits,
     where it came from and with which options; `extra` holds what one converter adds (read
@@ -186,9 +186,7 @@ class Manifest:
         for field in ("dataset", "label_set", "splits", "source", "options"):
             if field not in data:
                 raise _invalid(path, field, "is missing")
-        label_set = data["label_set"]
-        if not (isinstance(label_set, dict) and isinstance(label_set.get("name"), str)
-                and isinstance(label_set.get("classes"), list)):
+        if not label_sets.is_json(data["label_set"]):
             raise _invalid(path, "label_set", "needs a name and a list of classes")
         if data.get("kind", "images") not in RECORD_SPECS:
             raise _invalid(path, "kind", f"is {data['kind']!r}, not one of {', '.join(RECORD_SPECS)}")
@@ -204,15 +202,6 @@ class Manifest:
         return cls(**known, extra=extra, folder=folder)
 
     # What converters add, typed (None where this folder's converter does not write it).
-    @property
-    def labels(self):
-        """The label set as a LabelSet."""
-        return label_sets.from_json(self.label_set)
-
-    @property
-    def classes(self):
-        return list(self.label_set["classes"])
-
     @property
     def fold_count(self):
         """GENKI-4K's folds (`fold0` ...), or None."""

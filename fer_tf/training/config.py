@@ -1,5 +1,6 @@
 """A run's typed plumbing, kept apart from the hyper-parameters: what the data and the run loop
-decide (model, label set, input size, record folder, splits, step budget, class weights ...).
+decide (model, label set, input size, splits, step budget, class weights ...); the record
+folder travels as its `records.Manifest`, read once.
 
 The Estimator gets the hyper-parameters as its `params` (what an export records and a rebuild
 reads back); the model_fn and input_fn get a `RunSpec` bound to them.
@@ -7,13 +8,16 @@ reads back); the model_fn and input_fn get a `RunSpec` bound to them.
 import dataclasses
 import os
 
+from fer_tf.core import atomic
+from fer_tf.core.errors import FerTfError
+from fer_tf.core.outputs import RUN_META
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     model: str
     classes: tuple
     image_size: tuple                     # (height, width, channels) the network consumes
-    data_dir: str = None
     train_split: str = "train"            # record split names; cross-validation passes folds
     eval_split: str = "eval"
     max_steps: int = None
@@ -44,14 +48,11 @@ class RunMeta:
 
     @staticmethod
     def path(model_dir):
-        from fer_tf.core.outputs import RUN_META
         return os.path.join(model_dir, RUN_META)
 
     @classmethod
     def read(cls, model_dir):
         """The dir's RunMeta, or None where no run has started; damaged: one line."""
-        from fer_tf.core import atomic
-        from fer_tf.core.errors import FerTfError
         path = cls.path(model_dir)
         if not os.path.isfile(path):
             return None
@@ -63,14 +64,12 @@ class RunMeta:
                    image_size=tuple(data["image_size"]), data_dir=data.get("data_dir"))
 
     def write(self, model_dir):
-        from fer_tf.core import atomic
         atomic.write_json(self.path(model_dir), {**dataclasses.asdict(self),
                                                  "image_size": list(self.image_size)})
 
     def refuse_other(self, wanted, model_dir):
         """A model dir belongs to one model, label set and input size: `wanted` differing from
         this dir's in any of them is refused, naming the flag."""
-        from fer_tf.core.errors import FerTfError
         for field, flag in self.FLAGS.items():
             have, want = getattr(self, field), getattr(wanted, field)
             if have != want:

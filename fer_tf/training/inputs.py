@@ -138,10 +138,10 @@ def make_dataset(files, parts, *, training, batch_size, shuffle_buffer=10000, in
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def input_fn(mode, params, run, input_context=None, split=None, shuffle_buffer=10000):
-    """Estimator input_fn over `run.data_dir`: the training split for TRAIN, the eval split
-    otherwise (or `split`); the record folder's kind chooses the parts."""
-    manifest = records.read_manifest(run.data_dir)
+def input_fn(mode, params, run, manifest, input_context=None, split=None, shuffle_buffer=10000):
+    """Estimator input_fn over the record folder `manifest` (records.Manifest, read once by the
+    caller): the training split for TRAIN, the eval split otherwise (or `split`); the folder's
+    kind chooses the parts."""
     training = mode == TRAIN
     split = split or (run.train_split if training else run.eval_split)
     files = manifest.split_files(split)

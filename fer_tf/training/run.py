@@ -162,7 +162,7 @@ def prepare(model_name, data_dir, overrides=None, splits=None, max_steps=None, s
         soft_labels.check(teacher, label_set, splits["train"],
                           manifest.split_count(splits["train"]))
     run = RunSpec(model=spec.name, classes=tuple(label_set.classes),
-                  image_size=tuple(spec.image_size), data_dir=data_dir,
+                  image_size=tuple(spec.image_size),
                   train_split=splits["train"], eval_split=splits["eval"], max_steps=max_steps,
                   class_weights=class_weight_values(manifest, params["class_weights"],
                                                     splits["train"]),
@@ -295,12 +295,12 @@ def train(model_name, data_dir, model_dir, overrides=None, epochs=None, max_step
                                               task.higher_is_better))
         train_spec = tf.estimator.TrainSpec(
             lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.TRAIN, params, run,
-                                                       input_context),
+                                                       manifest, input_context),
             max_steps=max_steps, hooks=hooks)
         # steps=None: evaluate the whole eval split (the default of 100 steps would see a part).
         eval_spec = tf.estimator.EvalSpec(
             lambda input_context=None: inputs.input_fn(tf.estimator.ModeKeys.EVAL, params, run,
-                                                       input_context),
+                                                       manifest, input_context),
             steps=None, exporters=exporters, start_delay_secs=0, throttle_secs=0)
         log(f"training {spec.name} on {data_dir}: {n_train} faces, {steps_per_epoch} steps/epoch, "
             f"max_steps {max_steps}, model dir {model_dir}")
