@@ -35,6 +35,8 @@ MODULES = {
     "fer_tf/apps/predict.py": "tests/test_predict_formats.py tests/test_predict.py",
     "fer_tf/apps/evaluate.py": "tests/test_evaluate.py",
     "fer_tf/apps/analyzer.py": "tests/test_engine.py tests/test_predict_formats.py",
+    "fer_tf/serving/rebuild.py": "tests/test_rebuild_graph.py",
+    "fer_tf/serving/export.py": "tests/test_rebuild_graph.py",
 }
 
 CONFIG = """[cosmic-ray]

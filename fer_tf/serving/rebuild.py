@@ -292,10 +292,13 @@ def load_weights(sess, readers):
     single model) to a checkpoint reader whose names carry no scope. Sources of any storage
     (float32, float16, int8) are read as float and stored as the variable wants."""
     suffix = warm_start.SCALE_SUFFIX
+    assigns, feeds = [], {}
     for var in v1.global_variables():
         name = var.op.name
         scope, _, rest = name.partition("/")
-        reader, key = (readers[scope], rest) if scope in readers and scope else (readers[""], name)
+        if not (scope and scope in readers):
+            scope, rest = "", name              # a single model: its first name part is a layer
+        reader, key = readers[scope], rest
         quantized_scale = key.endswith(suffix) and var.dtype.base_dtype == tf.float32 and \
             not reader.has_tensor(key)
         base = key[:-len(suffix)] if quantized_scale else key
@@ -307,7 +310,11 @@ def load_weights(sess, readers):
             value = quantize(value)[1]
         elif var.dtype.base_dtype == tf.int8:
             value = quantize(value)[0]
-        var.load(value.astype(var.dtype.base_dtype.as_numpy_dtype), sess)
+        # The value fed to the variable's initializer, as Variable.load does, but all the
+        # variables in one session run (one run each took most of a small export's time).
+        assigns.append(var.initializer)
+        feeds[var.initializer.inputs[1]] = value.astype(var.dtype.base_dtype.as_numpy_dtype)
+    sess.run(assigns, feeds)
 
 
 def write(meta, readers, out_dir, storage="float32"):
