@@ -32,7 +32,7 @@ MODULES = {
     "fer_tf/training/inputs.py": "tests/test_inputs.py",
     "fer_tf/core/export_format.py": "tests/test_formats.py",
     "fer_tf/data/records.py": "tests/test_records.py",
-    "fer_tf/apps/predict.py": "tests/test_predict_formats.py tests/test_predict.py",
+    "fer_tf/apps/predict.py": "tests/test_predict_formats.py tests/test_predict_run.py",
     "fer_tf/apps/evaluate.py": "tests/test_evaluate.py",
     "fer_tf/apps/analyzer.py": "tests/test_engine.py tests/test_predict_formats.py",
     "fer_tf/serving/rebuild.py": "tests/test_rebuild_graph.py",
