@@ -48,6 +48,12 @@ def vgg_meta(image_size=(48, 48, 1), label_set=FER7, **overrides):
                       label_set=label_set.to_json(), input="image_bytes")
 
 
+def landmark_meta():
+    hparams = models.get("landmarks").resolve_hparams({"width": 0.125, "dense_units": 8})
+    return ExportMeta(model="landmarks", image_size=(128, 128, 3), hparams=hparams,
+                      label_set=LANDMARKS68.to_json(), input="image_bytes")
+
+
 def random_weights(meta, seed):
     """Every variable of the single model's graph, random: a weight left unloaded, loaded into
     another variable or stored with the wrong scale changes the answers."""
@@ -131,6 +137,101 @@ def sample_manifest(tmp_path_factory):
 def signature(path, name, **inputs):
     # Without Grappler's rewrite: a third faster to load and call once, the same arithmetic.
     return exported.Signatures(path, optimize=False)(name, **inputs)
+
+
+# -- metadata, arithmetic and kinds, no export (first: most mutants fail here within a second)
+
+def test_quantize_maps_each_channels_largest_magnitude_to_127():
+    kernel = np.array([[1.0, -0.5, 0.0], [-2.54, 0.25, 0.0]], np.float32)
+    values, scale = rebuild.quantize(kernel)
+    assert values.dtype == np.int8 and scale.dtype == np.float32
+    np.testing.assert_allclose(scale, [0.02, 0.5 / 127, 1.0], rtol=1e-6)
+    np.testing.assert_array_equal(values, [[50, -127, 0], [-127, 64, 0]])
+
+
+def test_test_time_views_in_the_metadata():
+    single = vgg_meta()
+    assert rebuild.with_tta(single, None) is single
+    assert rebuild.with_tta(single, "flip").hparams["tta"] == "flip"
+    assert single.hparams["tta"] == "none"                       # the original is untouched
+    with pytest.raises(FerTfError, match=r"^--tta ten_crop: vgg was not trained on crops "
+                                         r"\(crop_size 0\); use --tta flip$"):
+        rebuild.with_tta(vgg_meta(crop_size=0), "ten_crop")
+    assert rebuild.with_tta(single, "ten_crop").hparams["tta"] == "ten_crop"
+    pair = rebuild.ensemble_meta([single.replace(path="a"), vgg_meta(crop_size=0).replace(path="b")])
+    assert [m.hparams["tta"] for m in rebuild.with_tta(pair, "flip").members] == ["flip", "flip"]
+    with pytest.raises(FerTfError, match="vgg was not trained on crops"):
+        rebuild.with_tta(pair, "ten_crop")
+
+
+def test_prior_correction_keeps_a_zero_probability_the_smallest():
+    meta = vgg_meta().replace(prior_correction={"tau": 1.0, "train_prior": [0.5, 0.25, 0.25]})
+    out = rebuild.corrected(meta, tf.constant([[0.0, 0.5, 0.5], [0.5, 0.25, 0.25]])).numpy()
+    assert np.isfinite(out).all() and out[0, 0] < 1e-20
+    np.testing.assert_allclose(out[0, 1:], [0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(out[1], [1 / 3, 1 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(rebuild.prior_bias(2.0, [1, 3]), [2 * np.log(4), 2 * np.log(4 / 3)])
+    assert rebuild.corrected(vgg_meta(), "unchanged") == "unchanged"
+
+
+def test_prior_correction_in_the_metadata_and_its_refusals(sample_manifest):
+    meta = vgg_meta()
+    corrected = rebuild.with_prior_correction(meta, 0.25, [2, 6], "x train split")
+    assert corrected.prior_correction == {"tau": 0.25, "train_prior": [0.25, 0.75],
+                                          "source": "x train split"}
+    assert type(corrected.prior_correction["tau"]) is float
+    assert rebuild.with_prior_correction(corrected, 0, [2, 6], "x").prior_correction is None
+    with pytest.raises(FerTfError, match=r"^--prior-data x: needs a training count > 0 for each "
+                                         r"of the 3 classes \(has \[4, 0, 1\]\)$"):
+        rebuild.with_prior_correction(meta, 1.0, [4, 0, 1], "x")
+    assert export.with_prior(meta, None) is meta
+    with pytest.raises(FerTfError, match=r"^--prior-data .*fer7_counts: label set fer7 is not the "
+                                         r"export's ferplus8; give the records it was trained on$"):
+        export.with_prior(vgg_meta(label_set=FERPLUS8), (1.0, sample_manifest))
+
+
+def test_storage_flags():
+    assert export.storage_of(False, False) == "float32"
+    assert export.storage_of(True, False) == "float16"
+    assert export.storage_of(False, True) == "int8"
+    with pytest.raises(FerTfError, match=r"^--float16 and --int8: choose one weight storage$"):
+        export.storage_of(True, True)
+
+
+def test_kinds_of_exports():
+    assert rebuild.kind_of(vgg_meta()) is rebuild.CLASSIFIER
+    assert rebuild.kind_of(landmark_meta()) is rebuild.LANDMARKS
+    assert rebuild.kind_of(vgg_meta().replace(model="someone_elses")) is None
+    assert rebuild.kind_of(vgg_meta().replace(model="dlib_resnet_keras")) is None
+    pair = rebuild.ensemble_meta([vgg_meta().replace(path="a")])
+    assert rebuild.kind_of(pair) is rebuild.CLASSIFIER
+    classifier, landmarks = rebuild.KINDS["classifier"], rebuild.KINDS["landmarks"]
+    assert (classifier.views, classifier.prior, classifier.ensembles,
+            classifier.reduced_precision) == (True, True, True, True)
+    assert (landmarks.views, landmarks.prior, landmarks.ensembles,
+            landmarks.reduced_precision) == (False, False, False, False)
+    assert classifier.client is exported.ExportedModel
+    assert landmarks.client is exported.LandmarkModel
+    with pytest.raises(FerTfError, match="^landmarks: only classifiers on the shared model_fn can "
+                                         r"be rebuilt \(not Keras or landmark models\)$"):
+        with tf.Graph().as_default():
+            rebuild.build_graph(rebuild.ensemble_meta([landmark_meta().replace(
+                label_set=FER7.to_json(), path="x")]))
+
+
+def test_assembly_is_for_runs_on_cached_features(tmp_path):
+    assert export.assembler_of(str(tmp_path)) is None                 # no run there
+    RunMeta(model="someone_elses", label_set="fer7", image_size=(48, 48, 1)).write(str(tmp_path))
+    assert export.assembler_of(str(tmp_path)) is None
+    with pytest.raises(FerTfError, match=r"^--model-dir .*: not a run of a head on cached "
+                                         r"features; export it with `fer-tf export --model-dir` "
+                                         r"alone$"):
+        export.assemble(str(tmp_path), str(tmp_path / "out"))
+    head = tmp_path / "head"
+    head.mkdir()
+    RunMeta(model="vggface2_head", label_set="fer7", image_size=(1, 1, 1)).write(str(head))
+    assert export.assembler_of(str(head)) is tasks.of(models.get("vggface2_head")).assemble
+    assert export.assembler_of(str(head)) is not None
 
 
 # -- the rebuilt graph against the model_fn ---------------------------------------------------
@@ -219,14 +320,6 @@ def test_int8_storage_is_a_scale_per_output_channel(plain, tmp_path):
                                   reader.get_tensor("fc1/kernel_scale"))
 
 
-def test_quantize_maps_each_channels_largest_magnitude_to_127():
-    kernel = np.array([[1.0, -0.5, 0.0], [-2.54, 0.25, 0.0]], np.float32)
-    values, scale = rebuild.quantize(kernel)
-    assert values.dtype == np.int8 and scale.dtype == np.float32
-    np.testing.assert_allclose(scale, [0.02, 0.5 / 127, 1.0], rtol=1e-6)
-    np.testing.assert_array_equal(values, [[50, -127, 0], [-127, 64, 0]])
-
-
 def test_flip_views_are_the_mean_of_the_face_and_its_mirror(plain, tmp_path):
     meta, weights, path = plain
     flipped = export.export(path, str(tmp_path / "flip"), tta="flip")
@@ -253,21 +346,6 @@ def test_ten_crop_views_are_the_mean_of_the_four_corners_the_centre_and_their_mi
     by_hand = signature(path, "faces", faces=np.stack(views))["probabilities"]
     np.testing.assert_allclose(signature(ten, "faces", faces=FACES)["probabilities"],
                                by_hand.reshape(6, 10, 7).mean(axis=1), atol=1e-5)
-
-
-def test_test_time_views_in_the_metadata():
-    single = vgg_meta()
-    assert rebuild.with_tta(single, None) is single
-    assert rebuild.with_tta(single, "flip").hparams["tta"] == "flip"
-    assert single.hparams["tta"] == "none"                       # the original is untouched
-    with pytest.raises(FerTfError, match=r"^--tta ten_crop: vgg was not trained on crops "
-                                         r"\(crop_size 0\); use --tta flip$"):
-        rebuild.with_tta(vgg_meta(crop_size=0), "ten_crop")
-    assert rebuild.with_tta(single, "ten_crop").hparams["tta"] == "ten_crop"
-    pair = rebuild.ensemble_meta([single.replace(path="a"), vgg_meta(crop_size=0).replace(path="b")])
-    assert [m.hparams["tta"] for m in rebuild.with_tta(pair, "flip").members] == ["flip", "flip"]
-    with pytest.raises(FerTfError, match="vgg was not trained on crops"):
-        rebuild.with_tta(pair, "ten_crop")
 
 
 # -- prior correction -------------------------------------------------------------------------
@@ -300,32 +378,6 @@ def test_prior_correction_divides_by_the_training_prior_to_the_power_tau(plain, 
                            prior=(0.5, sample_manifest))
     np.testing.assert_allclose(signature(pair, "faces", faces=FACES)["probabilities"], expected,
                                rtol=1e-4, atol=1e-6)
-
-
-def test_prior_correction_keeps_a_zero_probability_the_smallest():
-    meta = vgg_meta().replace(prior_correction={"tau": 1.0, "train_prior": [0.5, 0.25, 0.25]})
-    out = rebuild.corrected(meta, tf.constant([[0.0, 0.5, 0.5], [0.5, 0.25, 0.25]])).numpy()
-    assert np.isfinite(out).all() and out[0, 0] < 1e-20
-    np.testing.assert_allclose(out[0, 1:], [0.5, 0.5], rtol=1e-6)
-    np.testing.assert_allclose(out[1], [1 / 3, 1 / 3, 1 / 3], rtol=1e-6)
-    np.testing.assert_allclose(rebuild.prior_bias(2.0, [1, 3]), [2 * np.log(4), 2 * np.log(4 / 3)])
-    assert rebuild.corrected(vgg_meta(), "unchanged") == "unchanged"
-
-
-def test_prior_correction_in_the_metadata_and_its_refusals(sample_manifest):
-    meta = vgg_meta()
-    corrected = rebuild.with_prior_correction(meta, 0.25, [2, 6], "x train split")
-    assert corrected.prior_correction == {"tau": 0.25, "train_prior": [0.25, 0.75],
-                                          "source": "x train split"}
-    assert type(corrected.prior_correction["tau"]) is float
-    assert rebuild.with_prior_correction(corrected, 0, [2, 6], "x").prior_correction is None
-    with pytest.raises(FerTfError, match=r"^--prior-data x: needs a training count > 0 for each "
-                                         r"of the 3 classes \(has \[4, 0, 1\]\)$"):
-        rebuild.with_prior_correction(meta, 1.0, [4, 0, 1], "x")
-    assert export.with_prior(meta, None) is meta
-    with pytest.raises(FerTfError, match=r"^--prior-data .*fer7_counts: label set fer7 is not the "
-                                         r"export's ferplus8; give the records it was trained on$"):
-        export.with_prior(vgg_meta(label_set=FERPLUS8), (1.0, sample_manifest))
 
 
 # -- ensembles ---------------------------------------------------------------------------------
@@ -416,7 +468,7 @@ def test_ensemble_refusals(plain, sample_manifest, tmp_path):
                                                                        ("member1", 2.0)]
 
 
-# -- weights and kinds -------------------------------------------------------------------------
+# -- missing weights ---------------------------------------------------------------------------
 
 def test_load_weights_names_the_missing_variable(plain, tmp_path):
     meta, weights, _ = plain
@@ -434,36 +486,7 @@ def test_load_weights_names_the_missing_variable(plain, tmp_path):
     assert prefixed.get_tensor("a") == 1
 
 
-def test_kinds_of_exports():
-    assert rebuild.kind_of(vgg_meta()) is rebuild.CLASSIFIER
-    assert rebuild.kind_of(landmark_meta()) is rebuild.LANDMARKS
-    assert rebuild.kind_of(vgg_meta().replace(model="someone_elses")) is None
-    assert rebuild.kind_of(vgg_meta().replace(model="dlib_resnet_keras")) is None
-    pair = rebuild.ensemble_meta([vgg_meta().replace(path="a")])
-    assert rebuild.kind_of(pair) is rebuild.CLASSIFIER
-    classifier, landmarks = rebuild.KINDS["classifier"], rebuild.KINDS["landmarks"]
-    assert (classifier.views, classifier.prior, classifier.ensembles,
-            classifier.reduced_precision) == (True, True, True, True)
-    assert (landmarks.views, landmarks.prior, landmarks.ensembles,
-            landmarks.reduced_precision) == (False, False, False, False)
-    assert classifier.client is exported.ExportedModel
-    assert landmarks.client is exported.LandmarkModel
-    with pytest.raises(FerTfError, match="^landmarks: only classifiers on the shared model_fn can "
-                                         r"be rebuilt \(not Keras or landmark models\)$"):
-        with tf.Graph().as_default():
-            rebuild.build_graph(rebuild.ensemble_meta([landmark_meta().replace(
-                label_set=FER7.to_json(), path="x")]))
-
-
-def test_storage_flags():
-    assert export.storage_of(False, False) == "float32"
-    assert export.storage_of(True, False) == "float16"
-    assert export.storage_of(False, True) == "int8"
-    with pytest.raises(FerTfError, match=r"^--float16 and --int8: choose one weight storage$"):
-        export.storage_of(True, True)
-
-
-# -- exports kept as they are, landmark exports, assembled runs --------------------------------
+# -- exports kept as they are, landmark exports -------------------------------------------------
 
 def test_an_export_fer_tf_does_not_rebuild_is_copied_as_it_is(plain, tmp_path):
     source = tmp_path / "keras"
@@ -489,12 +512,6 @@ def test_an_export_fer_tf_does_not_rebuild_is_copied_as_it_is(plain, tmp_path):
     assert not os.path.exists(tmp_path / "refused")
 
 
-def landmark_meta():
-    hparams = models.get("landmarks").resolve_hparams({"width": 0.125, "dense_units": 8})
-    return ExportMeta(model="landmarks", image_size=(128, 128, 3), hparams=hparams,
-                      label_set=LANDMARKS68.to_json(), input="image_bytes")
-
-
 def test_a_landmark_export_has_its_three_signatures_and_one_set_of_weights(tmp_path):
     meta = landmark_meta()
     weights = random_weights(meta, 3)
@@ -517,18 +534,3 @@ def test_a_landmark_export_has_its_three_signatures_and_one_set_of_weights(tmp_p
                            ({"prior": (1.0, "x")}, "--prior-tau: applies to classifiers")):
         with pytest.raises(FerTfError, match=problem):
             export.export(path, str(tmp_path / "refused"), **flags)
-
-
-def test_assembly_is_for_runs_on_cached_features(plain, tmp_path):
-    assert export.assembler_of(str(tmp_path)) is None                 # no run there
-    RunMeta(model="someone_elses", label_set="fer7", image_size=(48, 48, 1)).write(str(tmp_path))
-    assert export.assembler_of(str(tmp_path)) is None
-    with pytest.raises(FerTfError, match=r"^--model-dir .*: not a run of a head on cached "
-                                         r"features; export it with `fer-tf export --model-dir` "
-                                         r"alone$"):
-        export.assemble(str(tmp_path), str(tmp_path / "out"))
-    head = tmp_path / "head"
-    head.mkdir()
-    RunMeta(model="vggface2_head", label_set="fer7", image_size=(1, 1, 1)).write(str(head))
-    assert export.assembler_of(str(head)) is tasks.of(models.get("vggface2_head")).assemble
-    assert export.assembler_of(str(head)) is not None
