@@ -32,6 +32,40 @@ def test_summary_skips_absent_classes_in_the_mean():
     assert empty["accuracy"] == 0.0 and empty["mean_per_class_accuracy"] == 0.0
 
 
+def test_a_single_face_is_all_or_nothing():
+    assert evaluate.summarize(np.array([[1, 0], [0, 0]]), ["a", "b"])["accuracy"] == 1.0
+    assert evaluate.summarize(np.array([[0, 1], [0, 0]]), ["a", "b"])["accuracy"] == 0.0
+
+
+# Matplotlib's "Blues" at 0 and at 1, the colours of a cell with recall 0 and 1.
+BLUES_0, BLUES_1 = (247, 251, 255), (8, 48, 107)
+
+
+def shaded(png, colour, tolerance=5):
+    import cv2
+    rgb = cv2.imread(png)[:, :, ::-1].astype(int)
+    return rgb, np.abs(rgb - colour).sum(axis=-1) <= tolerance
+
+
+def test_the_confusion_png_shades_each_row_by_its_recall(tmp_path):
+    """A cell is as dark as its share of its row (white text on the dark ones); a class with no
+    faces is a row of recall 0, not of NaN."""
+    evaluate.plot_confusion(np.array([[10, 0], [0, 10]]), ["a", "b"], str(tmp_path / "id.png"), "t")
+    rgb, dark = shaded(str(tmp_path / "id.png"), BLUES_1)
+    light = shaded(str(tmp_path / "id.png"), BLUES_0)[1]
+    assert dark.sum() > 0.1 * dark.size and abs(int(dark.sum()) - int(light.sum())) < 0.01 * dark.size
+    ys, xs = np.nonzero(dark)                        # the diagonal's two cells: the heatmap
+    top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
+    middle_y, middle_x = (top + bottom) // 2, (left + right) // 2
+    on_dark = rgb[top:middle_y, left:middle_x]      # cell (a, a): recall 1
+    on_light = rgb[top:middle_y, middle_x:right]    # cell (a, b): 0
+    assert (on_dark > 230).all(axis=-1).sum() > 10 and not (on_dark < 60).all(axis=-1).any()
+    assert (on_light < 60).all(axis=-1).sum() > 10
+    evaluate.plot_confusion(np.array([[3, 1], [0, 0]]), ["a", "b"], str(tmp_path / "absent.png"),
+                            "t")
+    assert shaded(str(tmp_path / "absent.png"), BLUES_0)[1].sum() > 0.9 * light.sum()
+
+
 def test_accuracy_scores_count_only_present_classes():
     probabilities = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.6, 0.4, 0.0], [0.1, 0.0, 0.9]])
     labels = np.array([0, 1, 1, 0])
