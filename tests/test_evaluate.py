@@ -35,6 +35,9 @@ def test_summary_skips_absent_classes_in_the_mean():
 def test_a_single_face_is_all_or_nothing():
     assert evaluate.summarize(np.array([[1, 0], [0, 0]]), ["a", "b"])["accuracy"] == 1.0
     assert evaluate.summarize(np.array([[0, 1], [0, 0]]), ["a", "b"])["accuracy"] == 0.0
+    # A class with one face counts toward the mean like any other.
+    one = evaluate.summarize(np.array([[1, 0], [2, 2]]), ["a", "b"])
+    assert one["mean_per_class_accuracy"] == 0.75
 
 
 # Matplotlib's "Blues" at 0 and at 1, the colours of a cell with recall 0 and 1.
@@ -50,7 +53,7 @@ def shaded(png, colour, tolerance=5):
 def test_the_confusion_png_shades_each_row_by_its_recall(tmp_path):
     """A cell is as dark as its share of its row (white text on the dark ones); a class with no
     faces is a row of recall 0, not of NaN."""
-    evaluate.plot_confusion(np.array([[10, 0], [0, 10]]), ["a", "b"], str(tmp_path / "id.png"), "t")
+    evaluate.plot_confusion(np.array([[1, 0], [0, 1]]), ["a", "b"], str(tmp_path / "id.png"), "t")
     rgb, dark = shaded(str(tmp_path / "id.png"), BLUES_1)
     light = shaded(str(tmp_path / "id.png"), BLUES_0)[1]
     assert dark.sum() > 0.1 * dark.size and abs(int(dark.sum()) - int(light.sum())) < 0.01 * dark.size
@@ -64,6 +67,11 @@ def test_the_confusion_png_shades_each_row_by_its_recall(tmp_path):
     evaluate.plot_confusion(np.array([[3, 1], [0, 0]]), ["a", "b"], str(tmp_path / "absent.png"),
                             "t")
     assert shaded(str(tmp_path / "absent.png"), BLUES_0)[1].sum() > 0.9 * light.sum()
+    # A cell at exactly one half keeps black text (the same layout: the same cells).
+    evaluate.plot_confusion(np.array([[1, 0], [1, 1]]), ["a", "b"], str(tmp_path / "half.png"),
+                            "t")
+    half = shaded(str(tmp_path / "half.png"), BLUES_0)[0][middle_y:bottom, left:middle_x]
+    assert (half < 60).all(axis=-1).sum() > 10 and not (half > 230).all(axis=-1).any()
 
 
 def test_accuracy_scores_count_only_present_classes():
@@ -89,8 +97,8 @@ def brute_force_auc(scores, labels):
 def test_roc_auc_is_the_pairwise_win_rate(scores, labels):
     assert evaluate.roc_auc(scores, labels) == pytest.approx(brute_force_auc(scores, labels), abs=1e-12)
     rng = np.random.RandomState(0)
-    many = rng.randint(0, 5, 200) / 4.0
-    truth = rng.rand(200) < 0.4
+    many = rng.randint(0, 5, 300) / 4.0            # over 256: no small-int identity to lean on
+    truth = rng.rand(300) < 0.4
     assert evaluate.roc_auc(many, truth) == pytest.approx(brute_force_auc(many, truth), abs=1e-12)
 
 
@@ -139,6 +147,23 @@ def test_evaluate_measures_the_export_on_the_split(sample_records, tmp_path):
         assert image.format == "PNG" and image.size == (1067, 935)
         assert image.info.get("Software") == "fer-tf"                # the output rule's marker
     json.dumps(report)                                               # what --json writes
+
+
+def test_a_label_set_of_ones_own_is_matched_by_its_classes(tmp_path):
+    """Two reads of one custom label set are equal, not the same object: accepted."""
+    from fer_tf.core import labels
+    from test_rebuild_graph import random_weights, vgg_meta, write_export
+    own = labels.custom(["calm", "tense"])
+    meta = vgg_meta(label_set=own)
+    path = write_export(meta, random_weights(meta, 0), tmp_path / "export")
+    folder = tmp_path / "records"
+    folder.mkdir()
+    records.write_manifest(str(folder), records.Manifest(
+        dataset="folder", label_set=labels.custom(["calm", "tense"]).to_json(), source={},
+        options={}, image=records.Manifest.image_info(48, 1),
+        splits={"test": records.Split(count=2, per_class=[1, 1], shards=[])}))
+    model, manifest = evaluate.model_for_split(path, str(folder), "test")
+    assert model.label_set == manifest.labels and model.label_set is not manifest.labels
 
 
 def test_evaluate_refuses_another_label_set_and_an_unknown_split(ferplus_records, sample_records):
