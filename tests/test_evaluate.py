@@ -125,6 +125,11 @@ def test_the_printed_report():
     assert "over ten crops" in evaluate.format_report({**report, "tta": "ten_crop"})
     assert evaluate.format_report({**report, "tta": "none"}).splitlines()[0] == \
         "test split of records/x: 6 faces"
+    # The header is indented past the longest class name (here 3 letters).
+    short = {**evaluate.summarize(np.array([[1, 0], [0, 1]]), ["joy", "sad"]),
+             "split": "test", "data": "r", "tta": "none", "confusion_png": "c.png"}
+    assert evaluate.format_report(short).splitlines()[-4:-1] == [
+        "       joy   sad", "  joy     1     0", "  sad     0     1"]
 
 
 def test_evaluate_measures_the_export_on_the_split(sample_records, tmp_path):
