@@ -5,6 +5,7 @@ of files without a face, with an error or skipped — and that the columns come 
 command."""
 import csv
 import io
+import dataclasses
 import json
 import types
 
@@ -103,8 +104,11 @@ def test_jsonl_rows_read_back_as_the_rows_written(all_heads, tmp_path):
     assert list(back[0].values) == ["label", "probabilities", "smile", "landmarks"]
     assert back[4].note == "skipped: not an image or video file" and back[2].error is None
     assert back[3].error == "not a readable image" and back[2].note == "no face found"
-    with pytest.raises(FerTfError, match="not a fer-tf predict row"):
-        predict.Row.from_json({"file": "a.jpg"})
+    for not_a_row in ({"file": "a.jpg"}, {"path": "a.jpg"}, {"face": 0}, ["a.jpg", 0]):
+        with pytest.raises(FerTfError, match=r"^not a fer-tf predict row \(needs path and face\)"):
+            predict.Row.from_json(not_a_row)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back[0].path = "elsewhere"                  # a row read is the row written
 
 
 def test_unreported_landmarks_stay_out_of_rows_but_not_out_of_to_dict(all_heads, tmp_path):

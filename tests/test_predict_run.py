@@ -157,7 +157,8 @@ def test_the_engine_gets_the_options_run_was_given(engines, tmp_path):
                 with_landmarks=True, landmarks="dlib", detector="dlib", smile=True, workers=2,
                 align_points=5, precision="bf16", batch_size=3, landmarks_model="lm")
     predict.run([str(tmp_path)], "m", "jsonl", str(tmp_path / "o3"), landmarks="cnn")
-    first, second, third = engines
+    predict.run([video(tmp_path / "v.avi", [1])], "m", "jsonl", str(tmp_path / "o4"))
+    first, second, third, fourth = engines
     assert first == {"model": "m", "smile": False, "landmarks": None, "landmarks_model": None,
                      "detector": "blazeface_auto", "detect": True, "upsample": None,
                      "batch_size": 64, "workers": 1, "align_points": 68, "optimize": False,
@@ -170,6 +171,7 @@ def test_the_engine_gets_the_options_run_was_given(engines, tmp_path):
     # folder is not one photo.
     assert (third["landmarks"], third["report_landmarks"], third["optimize"]) == ("cnn", False,
                                                                                   True)
+    assert fourth["optimize"] is True                  # one video is many pictures
 
 
 def test_nothing_to_read_is_refused(engines, tmp_path):
@@ -196,6 +198,28 @@ def test_annotated_pictures_and_videos(engines, tmp_path):
         capture = cv2.VideoCapture(str(annotated / name))
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
     assert cv2.imread(str(annotated / "sub" / "a.png")).shape == (64, 64, 3)
+
+
+def test_a_video_is_published_when_the_next_input_starts(engines, tmp_path, monkeypatch):
+    """Given in any order, each annotated video is closed and renamed into place as soon as
+    the next input's first picture is drawn, not only at the end of the run."""
+    from fer_tf.apps import annotate
+    later = video(tmp_path / "later.avi", [1, 2], size=64)
+    first = video(tmp_path / "first.avi", [2, 4], size=64)
+    still = picture(tmp_path / "still.png", 1, size=64)
+    published, original = [], annotate.Annotator.add
+
+    def add(self, item):
+        published.append((os.path.basename(item.source), item.frame,
+                          sorted(n for n in os.listdir(self.out_dir) if not n.startswith("."))))
+        original(self, item)
+
+    monkeypatch.setattr(annotate.Annotator, "add", add)
+    predict.run([later, first, still], None, "jsonl", str(tmp_path / "rows.jsonl"),
+                annotate=str(tmp_path / "annotated"))
+    assert published == [("later.avi", 0, []), ("later.avi", 1, []),
+                         ("first.avi", 0, ["later.mp4"]), ("first.avi", 1, ["later.mp4"]),
+                         ("still.png", None, ["first.mp4", "later.mp4"])]
 
 
 def test_summary_text_and_exit_status(engines, tmp_path, capsys):
