@@ -259,6 +259,34 @@ def test_a_rebuilt_export_answers_as_the_model_fn_with_its_weights(plain):
         assert f.read() == "angry\ndisgust\nfear\nhappy\nsad\nsurprise\nneutral\n"
 
 
+def test_an_ensemble_averages_members_of_other_sizes_and_channels(plain, colour, tmp_path):
+    (grey_meta, grey_w, grey), (colour_meta, colour_w, coloured) = plain, colour
+    out_path = export.ensemble([grey, coloured], str(tmp_path / "e"), weights=[3.0, 1.0])
+    meta = exported.read_meta(out_path)
+    assert meta.model == "ensemble" and meta.image_size == (48, 48, 3)
+    assert [(m.model, m.image_size, m.weight, m.source) for m in meta.members] == [
+        ("vgg", (48, 48, 1), 3.0, "e"), ("vgg", (40, 40, 3), 1.0, "e")]
+    assert meta.has_smile_head
+    as_grey = (COLOUR @ LUMA)[..., None]
+    as_40 = tf.image.resize(COLOUR.astype(np.float32), [40, 40], antialias=True).numpy()
+    p_grey, smile_grey = reference(grey_meta, grey_w, as_grey)
+    p_colour, smile_colour = reference(colour_meta, colour_w, as_40)
+    out = signature(out_path, "faces", faces=COLOUR)
+    np.testing.assert_allclose(out["probabilities"], (3 * p_grey + p_colour) / 4, atol=1e-4)
+    np.testing.assert_allclose(out["smile"], (smile_grey + smile_colour) / 2, atol=1e-4)
+    # A grey face given to a colour member is the grey value in all three channels.
+    with tf.Graph().as_default(), v1.Session() as sess:
+        with v1.variable_scope("", reuse=v1.AUTO_REUSE):
+            p, smile = rebuild.probabilities_from_faces(colour_meta, tf.constant(
+                np.repeat(FACES[:, 4:44, 4:44], 1, axis=-1), tf.float32))
+        for var in v1.global_variables():
+            var.load(colour_w[var.op.name], sess)
+        got = sess.run(p)
+    np.testing.assert_allclose(got, reference(colour_meta, colour_w,
+                                              np.repeat(FACES[:, 4:44, 4:44], 3, axis=-1))[0],
+                               atol=1e-5)
+
+
 def test_float16_storage_is_the_weights_rounded_once(plain, tmp_path):
     meta, weights, path = plain
     half = export.export(path, str(tmp_path / "f16"), float16=True)
@@ -381,34 +409,6 @@ def test_prior_correction_divides_by_the_training_prior_to_the_power_tau(plain, 
 
 
 # -- ensembles ---------------------------------------------------------------------------------
-
-def test_an_ensemble_averages_members_of_other_sizes_and_channels(plain, colour, tmp_path):
-    (grey_meta, grey_w, grey), (colour_meta, colour_w, coloured) = plain, colour
-    out_path = export.ensemble([grey, coloured], str(tmp_path / "e"), weights=[3.0, 1.0])
-    meta = exported.read_meta(out_path)
-    assert meta.model == "ensemble" and meta.image_size == (48, 48, 3)
-    assert [(m.model, m.image_size, m.weight, m.source) for m in meta.members] == [
-        ("vgg", (48, 48, 1), 3.0, "e"), ("vgg", (40, 40, 3), 1.0, "e")]
-    assert meta.has_smile_head
-    as_grey = (COLOUR @ LUMA)[..., None]
-    as_40 = tf.image.resize(COLOUR.astype(np.float32), [40, 40], antialias=True).numpy()
-    p_grey, smile_grey = reference(grey_meta, grey_w, as_grey)
-    p_colour, smile_colour = reference(colour_meta, colour_w, as_40)
-    out = signature(out_path, "faces", faces=COLOUR)
-    np.testing.assert_allclose(out["probabilities"], (3 * p_grey + p_colour) / 4, atol=1e-4)
-    np.testing.assert_allclose(out["smile"], (smile_grey + smile_colour) / 2, atol=1e-4)
-    # A grey face given to a colour member is the grey value in all three channels.
-    with tf.Graph().as_default(), v1.Session() as sess:
-        with v1.variable_scope("", reuse=v1.AUTO_REUSE):
-            p, smile = rebuild.probabilities_from_faces(colour_meta, tf.constant(
-                np.repeat(FACES[:, 4:44, 4:44], 1, axis=-1), tf.float32))
-        for var in v1.global_variables():
-            var.load(colour_w[var.op.name], sess)
-        got = sess.run(p)
-    np.testing.assert_allclose(got, reference(colour_meta, colour_w,
-                                              np.repeat(FACES[:, 4:44, 4:44], 3, axis=-1))[0],
-                               atol=1e-5)
-
 
 def test_an_ensemble_member_without_a_smile_head_adds_no_smile(plain, tmp_path):
     meta, weights, path = plain
