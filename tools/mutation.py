@@ -63,7 +63,7 @@ def scratch_copy():
     return folder
 
 
-def run_module(folder, module, tests, rerun=None):
+def run_module(folder, module, tests, rerun=None, resume=False):
     name = module.replace("/", "_")
     config = os.path.join(folder, f"{name}.toml")
     session = os.path.join(folder, f"{name}.sqlite")
@@ -73,8 +73,9 @@ def run_module(folder, module, tests, rerun=None):
     if rerun:
         # The same mutants (the module's code must be unchanged); survivors become pending.
         shutil.copy(rerun, session)
-        with sqlite3.connect(session) as db:
-            db.execute("DELETE FROM work_results WHERE test_outcome != 'KILLED'")
+        if not resume:
+            with sqlite3.connect(session) as db:
+                db.execute("DELETE FROM work_results WHERE test_outcome != 'KILLED'")
     else:
         subprocess.run([binary, "init", config, session], cwd=folder, check=True)
     start = time.perf_counter()
@@ -98,12 +99,14 @@ def main():
     parser.add_argument("--rerun", metavar="SESSION", help="a finished (or interrupted) run's "
                         "cosmic-ray session of one module: run its survivors and unfinished "
                         "mutants again against today's tests, keep its killed ones")
+    parser.add_argument("--resume", action="store_true", help="with --rerun: run only the "
+                        "unfinished mutants, keep its survivors as they are (the tests unchanged)")
     args = parser.parse_args()
     folder = scratch_copy()
     results = []
     try:
         for module in args.modules:
-            result = run_module(folder, module, MODULES[module], args.rerun)
+            result = run_module(folder, module, MODULES[module], args.rerun, args.resume)
             results.append(result)
             print(f"{module}: {result['mutants']} mutants, {result['killed']} killed, "
                   f"{result['survived']} survived ({result['seconds']} s)", flush=True)
