@@ -38,6 +38,8 @@ def test_a_single_face_is_all_or_nothing():
     # A class with one face counts toward the mean like any other.
     one = evaluate.summarize(np.array([[1, 0], [2, 2]]), ["a", "b"])
     assert one["mean_per_class_accuracy"] == 0.75
+    alone = evaluate.summarize(np.array([[1, 0], [0, 0]]), ["a", "b"])
+    assert alone["mean_per_class_accuracy"] == 1.0
 
 
 # Matplotlib's "Blues" at 0 and at 1, the colours of a cell with recall 0 and 1.
@@ -67,6 +69,7 @@ def test_the_confusion_png_shades_each_row_by_its_recall(tmp_path):
     evaluate.plot_confusion(np.array([[3, 1], [0, 0]]), ["a", "b"], str(tmp_path / "absent.png"),
                             "t")
     assert shaded(str(tmp_path / "absent.png"), BLUES_0)[1].sum() > 0.9 * light.sum()
+    assert not shaded(str(tmp_path / "absent.png"), BLUES_1)[1].any()   # rows: 0.75 and 0.25
     # A cell at exactly one half keeps black text (the same layout: the same cells).
     evaluate.plot_confusion(np.array([[1, 0], [1, 1]]), ["a", "b"], str(tmp_path / "half.png"),
                             "t")
