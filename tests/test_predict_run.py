@@ -84,6 +84,7 @@ def test_pictures_read_from_files(tmp_path):
     frames = list(predict.read_pictures("video", clip, stride=2, max_frames=3))
     assert [(f, rgb[0, 0, 0], e) for f, rgb, e in frames] == [(0, 1, None), (2, 3, None),
                                                                (4, 5, None)]
+    assert [f for f, _, _ in predict.read_pictures("video", clip)] == list(range(7))
 
 
 def test_rows_for_faces_empty_pictures_skipped_and_unreadable_files(engines, tmp_path):
@@ -258,3 +259,20 @@ def test_labels_come_from_the_model(engines, tmp_path):
     assert header.split(",")[:7] == ["path", "frame", "face", "left", "top", "right", "bottom"]
     assert [line.split(",")[2] for line in lines] == ["0", "1"]
     assert FER7.classes[5] in lines[0] and FER7.classes[6] in lines[1]
+
+
+def test_flags_from_the_command_line_are_compared_by_value(engines, tmp_path):
+    """The format and landmark flags arrive as strings built from sys.argv, not the literals in
+    the code: each gives what its literal gives."""
+    image = picture(tmp_path / "p.png", 2)
+
+    def from_argv(text):
+        return "".join(list(text))               # equal, but not the same object
+
+    for fmt in ("csv", "table", "jsonl"):
+        assert from_argv(fmt) is not fmt
+        predict.run([image], None, fmt, str(tmp_path / f"literal.{fmt}"))
+        predict.run([image], None, from_argv(fmt), str(tmp_path / f"argv.{fmt}"))
+        assert (tmp_path / f"argv.{fmt}").read_text() == (tmp_path / f"literal.{fmt}").read_text()
+    predict.run([image], None, "jsonl", str(tmp_path / "cnn.jsonl"), landmarks=from_argv("cnn"))
+    assert engines[-1]["landmarks"] == "cnn"
