@@ -224,6 +224,12 @@ def test_a_single_vote_wins_under_plurality_only():
     votes = (0, 0, 1, 0, 0, 0, 0, 0, 0, 0)
     assert fer2013.majority_label(votes, "plurality") == (2, None)
     assert fer2013.majority_label(votes, "majority") == (None, "no_majority")
+    # --ferplus-rule majority from the command line: an equal string, not the literal itself.
+    from_argv = "".join(list("majority"))
+    assert fer2013.majority_label(votes, from_argv) == (None, "no_majority")
+    assert fer2013.majority_label((0, 0, 4, 3, 0, 0, 0, 0, 0, 1), from_argv) == (2, None)
+    assert fer2013.majority_label((0, 0, 4, 3, 3, 0, 0, 0, 0, 0), from_argv) == \
+        (None, "no_majority")                     # a unique top, but not more than half
 
 
 def test_skip_bad_keeps_five_examples(tmp_path, rng):
