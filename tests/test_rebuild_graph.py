@@ -158,6 +158,9 @@ def test_test_time_views_in_the_metadata():
                                          r"\(crop_size 0\); use --tta flip$"):
         rebuild.with_tta(vgg_meta(crop_size=0), "ten_crop")
     assert rebuild.with_tta(single, "ten_crop").hparams["tta"] == "ten_crop"
+    with pytest.raises(FerTfError, match="vgg was not trained on crops"):
+        # --tta ten_crop from the command line: an equal string, not the literal itself.
+        rebuild.with_tta(vgg_meta(crop_size=0), "".join(list("ten_crop")))
     pair = rebuild.ensemble_meta([single.replace(path="a"), vgg_meta(crop_size=0).replace(path="b")])
     assert [m.hparams["tta"] for m in rebuild.with_tta(pair, "flip").members] == ["flip", "flip"]
     with pytest.raises(FerTfError, match="vgg was not trained on crops"):
@@ -447,8 +450,14 @@ def test_ensemble_refusals(plain, sample_manifest, tmp_path):
     with pytest.raises(FerTfError, match="carries a prior correction; ensemble uncorrected"):
         export.ensemble([corrected, path], str(tmp_path / "b"))
     assert not os.path.exists(tmp_path / "b") and not os.path.exists(tmp_path / "a")
+    other = tmp_path / "other"
+    write_export(meta, plain[1], other)              # then marked as a model fer-tf does not know
+    export_format.write_assets(str(other / "assets.extra"), meta.replace(model="someone_elses"))
+    with pytest.raises(FerTfError):
+        export.ensemble([path, str(other)], str(tmp_path / "mixed"))
+    assert not os.path.exists(tmp_path / "mixed")
     one = meta.replace(path="one")
-    for weights in ([1.0, 0.0], [1.0, -2.0], [1.0]):
+    for weights in ([1.0, 0.0], [1.0, -2.0], [1.0], [1.0, 1.0, 1.0]):
         with pytest.raises(FerTfError, match=r"^--weights: give one positive weight per member"):
             rebuild.ensemble_meta([one, one], weights)
     with pytest.raises(FerTfError, match="^one: is an ensemble already; list its members instead$"):
