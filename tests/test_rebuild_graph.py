@@ -420,6 +420,7 @@ def test_an_ensemble_member_without_a_smile_head_adds_no_smile(plain, tmp_path):
     assert "smile" not in signature(no_smile, "faces", faces=FACES)
     assert not exported.read_meta(no_smile).has_smile_head
     pair = export.ensemble([no_smile, path], str(tmp_path / "pair"))
+    assert [m.weight for m in exported.read_meta(pair).members] == [1.0, 1.0]   # by default
     np.testing.assert_allclose(signature(pair, "faces", faces=FACES)["smile"],
                                reference(meta, weights, FACES)[1], atol=1e-5)
     alone = export.ensemble([no_smile], str(tmp_path / "alone"))
@@ -444,8 +445,10 @@ def test_an_ensemble_in_an_ensemble_is_taken_apart(plain, colour, tmp_path):
 
 def test_ensemble_refusals(plain, sample_manifest, tmp_path):
     meta, _, path = plain
-    with pytest.raises(FerTfError, match=r"^--weights: give one positive weight per member \(2\)$"):
-        export.ensemble([path, path], str(tmp_path / "a"), weights=[1.0])
+    for weights in ([1.0], [1.0, 1.0, 1.0]):
+        with pytest.raises(FerTfError, match=r"^--weights: give one positive weight per member "
+                                             r"\(2\)$"):
+            export.ensemble([path, path], str(tmp_path / "a"), weights=weights)
     corrected = export.ensemble([path], str(tmp_path / "c"), prior=(1.0, sample_manifest))
     with pytest.raises(FerTfError, match="carries a prior correction; ensemble uncorrected"):
         export.ensemble([corrected, path], str(tmp_path / "b"))
