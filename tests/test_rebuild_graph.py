@@ -4,6 +4,7 @@ float16 and int8 storage, test-time views, prior correction, ensembles of member
 sizes and channels, the smile output, the landmark signatures — is compared with the model_fn
 run directly on the same weights. Seconds, not minutes: the selection `make mutation` runs
 against each mutant of serving/rebuild.py and serving/export.py."""
+import dataclasses
 import json
 import os
 
@@ -187,6 +188,8 @@ def test_prior_correction_in_the_metadata_and_its_refusals(sample_manifest):
     with pytest.raises(FerTfError, match=r"^--prior-data x: needs a training count > 0 for each "
                                          r"of the 3 classes \(has \[4, 0, 1\]\)$"):
         rebuild.with_prior_correction(meta, 1.0, [4, 0, 1], "x")
+    with pytest.raises(FerTfError, match=r"needs a training count > 0 .* \(has \[4, -1, 1\]\)$"):
+        rebuild.with_prior_correction(meta, 1.0, [4, -1, 1], "x")
     assert export.with_prior(meta, None) is meta
     with pytest.raises(FerTfError, match=r"^--prior-data .*fer7_counts: label set fer7 is not the "
                                          r"export's ferplus8; give the records it was trained on$"):
@@ -214,6 +217,8 @@ def test_kinds_of_exports():
     assert (landmarks.views, landmarks.prior, landmarks.ensembles,
             landmarks.reduced_precision) == (False, False, False, False)
     assert classifier.client is exported.ExportedModel
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        classifier.views = False                     # one table, read everywhere: not edited
     assert landmarks.client is exported.LandmarkModel
     with pytest.raises(FerTfError, match="^landmarks: only classifiers on the shared model_fn can "
                                          r"be rebuilt \(not Keras or landmark models\)$"):
@@ -474,7 +479,8 @@ def test_ensemble_refusals(plain, sample_manifest, tmp_path):
     assert [(m.source, m.weight, type(m.weight)) for m in sourced.members] == [
         ("one", 1.0, float), ("origin", 2.0, float)]
     assert sourced.label_set == FER7.to_json() and sourced.members[0].label_set is None
-    assert [m.source for m in rebuild.ensemble_meta([meta.replace(path="a/b/")]).members] == ["b"]
+    assert [(m.source, m.weight) for m in rebuild.ensemble_meta(
+        [meta.replace(path="a/b/"), one]).members] == [("b", 1.0), ("one", 1.0)]
     assert rebuild.members(one) == [("", one, 1.0)]
     assert [(scope, w) for scope, _, w in rebuild.members(sourced)] == [("member0", 1.0),
                                                                        ("member1", 2.0)]
