@@ -93,6 +93,14 @@ def write_export(meta, weights, path):
     return str(path)
 
 
+def foreign_export(meta, weights, path):
+    """An export whose metadata names a model fer-tf does not know (as a Keras model's is kept
+    as it is): written as `meta`'s, then marked as someone else's."""
+    write_export(meta, weights, path)
+    export_format.write_assets(str(path / "assets.extra"), meta.replace(model="someone_elses"))
+    return str(path)
+
+
 def dequantized(kernel):
     """Per output channel: scale = the channel's largest magnitude / 127, values rounded."""
     scale = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0) / 127.0
@@ -458,11 +466,9 @@ def test_ensemble_refusals(plain, sample_manifest, tmp_path):
     with pytest.raises(FerTfError, match="carries a prior correction; ensemble uncorrected"):
         export.ensemble([corrected, path], str(tmp_path / "b"))
     assert not os.path.exists(tmp_path / "b") and not os.path.exists(tmp_path / "a")
-    other = tmp_path / "other"
-    write_export(meta, plain[1], other)              # then marked as a model fer-tf does not know
-    export_format.write_assets(str(other / "assets.extra"), meta.replace(model="someone_elses"))
+    other = foreign_export(meta, plain[1], tmp_path / "other")
     with pytest.raises(FerTfError):
-        export.ensemble([path, str(other)], str(tmp_path / "mixed"))
+        export.ensemble([path, other], str(tmp_path / "mixed"))
     assert not os.path.exists(tmp_path / "mixed")
     one = meta.replace(path="one")
     for weights in ([1.0, 0.0], [1.0, -2.0], [1.0], [1.0, 1.0, 1.0]):
@@ -508,8 +514,7 @@ def test_load_weights_names_the_missing_variable(plain, tmp_path):
 
 def test_an_export_fer_tf_does_not_rebuild_is_copied_as_it_is(plain, tmp_path):
     source = tmp_path / "keras"
-    write_export(plain[0], plain[1], source)                   # then marked as another model's
-    export_format.write_assets(str(source / "assets.extra"), plain[0].replace(model="someone_elses"))
+    foreign_export(plain[0], plain[1], source)
     (source / "assets.extra" / "notes").mkdir()
     (source / "assets.extra" / "notes" / "read.me").write_text("kept")
     copy = export.export(str(source), str(tmp_path / "copy"))

@@ -102,6 +102,8 @@ def main():
     parser.add_argument("--resume", action="store_true", help="with --rerun: run only the "
                         "unfinished mutants, keep its survivors as they are (the tests unchanged)")
     args = parser.parse_args()
+    if args.resume and not args.rerun:
+        parser.error("--resume continues a session: give it with --rerun SESSION")
     folder = scratch_copy()
     results = []
     try:
