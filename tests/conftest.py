@@ -69,13 +69,20 @@ def rng():
     return np.random.RandomState(0)
 
 
+# Narrow LeNet7 layers, for tests where the width does not matter: the default's 34 MB
+# checkpoints would be written, copied and hashed over and over (the bad-input cases copy and
+# hash a whole model dir each).
+LENET_NARROW = {"filters": [16, 32, 64], "fc_units": [64, 64]}
+LENET_NARROW_FLAGS = ["filters=[16,32,64]", "fc_units=[64,64]"]     # the same, as --hparams values
+
+
 @pytest.fixture(scope="session")
 def lenet_run(sample_records, tmp_path_factory):
-    """A LeNet7 model dir trained a few steps on the sample (shared: never modify it)."""
+    """A narrow LeNet7 model dir trained a few steps on the sample (shared: never modify it)."""
     from fer_tf.training import run
     model_dir = str(tmp_path_factory.mktemp("lenet") / "run")
-    run.train("lenet7", sample_records, model_dir, overrides={"batch_size": 32}, max_steps=6,
-              log=lambda *a: None)
+    run.train("lenet7", sample_records, model_dir, max_steps=6, log=lambda *a: None,
+              overrides={"batch_size": 32, **LENET_NARROW})
     return model_dir
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FACE_PNG, random_pixels, write_csv
+from conftest import FACE_PNG, LENET_NARROW_FLAGS, random_pixels, write_csv
 
 
 def fer_tf(*args, cwd=None):
@@ -116,7 +116,8 @@ def session_export(sample_records, tmp_path_factory):
     """records -> train -> export through the command line, as `make demo` does."""
     work = tmp_path_factory.mktemp("cli")
     result = fer_tf("train", "--model", "lenet7", "--data", sample_records, "--model-dir",
-                    work / "run", "--max-steps", "6", "--hparams", "batch_size=32", "--seed", "3")
+                    work / "run", "--max-steps", "6", "--hparams", "batch_size=32", *LENET_NARROW_FLAGS,
+                    "--seed", "3")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "best export: " in result.stdout
     assert "Warning" not in result.stderr       # quiet logs, a seeded run too

@@ -3,6 +3,7 @@ a split, keyed by source row; `train --teacher` looks them up per face and train
 import numpy as np
 import pytest
 
+from conftest import LENET_NARROW
 from fer_tf.apps import distill
 from fer_tf.core import labels
 from fer_tf.data import records, soft_labels
@@ -56,7 +57,7 @@ def test_a_teacher_pulls_the_student_to_its_labels(sample_records, tmp_path):
     # checkpoint that happened to score better on the hard labels.
     _, export = run.train("lenet7", sample_records, model_dir, teacher=teacher, max_steps=30,
                           eval_every_epochs=100,
-                          overrides={"batch_size": 32, "distill_weight": 1.0,
+                          overrides={"batch_size": 32, **LENET_NARROW, "distill_weight": 1.0,
                                      "learning_rate": 0.003},
                           log=lambda *a: None)
     encoded = [e for batch, _ in records.iter_split(sample_records, "test", 256) for e in batch]

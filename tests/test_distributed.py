@@ -10,6 +10,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import local_cluster  # noqa: E402
+from conftest import LENET_NARROW_FLAGS  # noqa: E402
 
 
 def steps_by_task(model_dir):
@@ -31,7 +32,7 @@ def test_chief_and_worker_multi_worker_mirrored(sample_records, tmp_path):
     model_dir = str(tmp_path / "mw")
     cluster, status = local_cluster.launch(
         ["train", "--data", sample_records, "--model-dir", model_dir, "--max-steps", "10",
-         "--strategy", "multi_worker", "--hparams", "batch_size=32"],
+         "--strategy", "multi_worker", "--hparams", "batch_size=32", *LENET_NARROW_FLAGS],
         workers=1, logs=str(tmp_path / "logs"))
     assert status == {("chief", 0): 0, ("worker", 0): 0}, open(tmp_path / "logs" / "worker_0.log").read()[-2000:]
     assert all(a.startswith("127.0.0.1:") for v in cluster.values() for a in v)

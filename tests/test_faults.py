@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SAMPLE_CSV, random_pixels, write_csv
+from conftest import LENET_NARROW, LENET_NARROW_FLAGS, SAMPLE_CSV, random_pixels, write_csv
 from fer_tf.data import convert, records
 from fer_tf.training import run
 from fer_tf.serving import exported
@@ -46,7 +46,7 @@ def latest_step(model_dir):
 def test_sigkill_mid_training_resumes_and_second_trainer_is_refused(sample_records, tmp_path):
     model_dir = tmp_path / "run"
     common = ["train", "--data", sample_records, "--model-dir", model_dir, "--checkpoint-steps", 5,
-              "--hparams", "batch_size=16", "--verbose"]
+              "--hparams", "batch_size=16", *LENET_NARROW_FLAGS, "--verbose"]
     # The first trainer's budget is far beyond what it can reach before it is killed, so it is
     # still running when the second one asks, however fast or slow the machine: the test waits
     # for checkpoints (observable events), never for how long TensorFlow takes.
@@ -125,7 +125,8 @@ def damaged_records(sample_records, tmp_path):
 
 def test_corrupt_shards_are_named(damaged_records, tmp_path):
     result = subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", "train", "--data", damaged_records,
-                             "--model-dir", str(tmp_path / "m"), "--max-steps", "30"],
+                             "--model-dir", str(tmp_path / "m"), "--max-steps", "30",
+                             "--hparams", *LENET_NARROW_FLAGS],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     error = [l for l in result.stderr.splitlines() if l.startswith("fer-tf train: error:")]
@@ -154,7 +155,8 @@ def undecodable_records(sample_records, tmp_path):
 
 def test_an_undecodable_record_is_named_and_skip_corrupt_skips_it(undecodable_records, tmp_path):
     result = subprocess.run([sys.executable, "-m", "fer_tf.apps.cli", "train", "--data", undecodable_records,
-                             "--model-dir", str(tmp_path / "m"), "--max-steps", "10"],
+                             "--model-dir", str(tmp_path / "m"), "--max-steps", "10",
+                             "--hparams", *LENET_NARROW_FLAGS],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
     lines = [l for l in result.stderr.splitlines() if l.startswith("fer-tf train: error:")]
@@ -163,7 +165,7 @@ def test_an_undecodable_record_is_named_and_skip_corrupt_skips_it(undecodable_re
     assert "--skip-corrupt" in lines[0]
     messages = []
     metrics, _ = run.train("lenet7", undecodable_records, str(tmp_path / "m2"), max_steps=10,
-                           overrides={"batch_size": 16}, skip_corrupt=True, log=messages.append)
+                           overrides={"batch_size": 16, **LENET_NARROW}, skip_corrupt=True, log=messages.append)
     assert metrics["global_step"] == 10
     assert "--skip-corrupt: skipping 1 unreadable train record(s)" in messages[0]
     assert "record 2 cannot be decoded" in messages[0]
@@ -196,7 +198,7 @@ def test_skip_corrupt_counts_and_trains(damaged_records, sample_records, tmp_pat
         "train-00001-of-00008.tfrecord": before_flip, "train-00002-of-00008.tfrecord": kept}
     messages = []
     metrics, _ = run.train("lenet7", damaged_records, str(tmp_path / "m"), max_steps=8,
-                           overrides={"batch_size": 16}, skip_corrupt=True, log=messages.append)
+                           overrides={"batch_size": 16, **LENET_NARROW}, skip_corrupt=True, log=messages.append)
     assert metrics["global_step"] == 8
     assert f"--skip-corrupt: skipping {lost} unreadable train record(s)" in messages[0]
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import FACE_PNG, sample_rows
+from conftest import FACE_PNG, LENET_NARROW, sample_rows
 from fer_tf.apps import cli, evaluate, predict
 from fer_tf.data import convert, records
 from fer_tf.training import run
@@ -116,7 +116,7 @@ def test_cross_validation_and_smile_predict(genki_records, tmp_path, capsys):
     assert again == pytest.approx(accuracies, abs=1e-6)
     # lenet7 trains on the same records unchanged (64 px faces resized to its 48 px input).
     metrics, _ = run.train("lenet7", out, str(tmp_path / "lenet7"), max_steps=2,
-                           overrides={"batch_size": 8}, log=lambda *_: None)
+                           overrides={"batch_size": 8, **LENET_NARROW}, log=lambda *_: None)
     assert "recall/smile" in metrics and "recall/no_smile" in metrics
     export = str(cv_dir / "fold0")
     result = tmp_path / "p.jsonl"

@@ -151,7 +151,7 @@ def pts_text(points):
             + "}\n").encode()
 
 
-def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
+def test_records_train_and_export_serve_points_in_photo_pixels(lenet_export, tmp_path):
     archive = str(tmp_path / "lm.tar.gz")
     synthetic_archive(archive)
     out = str(tmp_path / "records")
@@ -224,9 +224,7 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     assert isinstance(results[1][1], str) and (tmp_path / "ann" / "photo.png").exists()
     # The face pipeline can align with the CNN's points instead of dlib's.
     from fer_tf.apps import predict
-    _, classifier = run.train("lenet7", SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path), str(tmp_path / "cls"),
-                              max_steps=1, log=lambda *_: None)
-    summary = predict.run([str(photo)], classifier, "jsonl", str(tmp_path / "p.jsonl"),
+    summary = predict.run([str(photo)], lenet_export, "jsonl", str(tmp_path / "p.jsonl"),
                           with_landmarks=True, landmarks="cnn", landmarks_model=export,
                           detector="dlib")        # annotate's box
     assert (summary.images, summary.faces, summary.failed) == (1, 1, 0)
@@ -235,13 +233,6 @@ def test_records_train_and_export_serve_points_in_photo_pixels(tmp_path):
     # Both place the points through the export's `crops` signature on the same decoded photo
     # (the jsonl rounds to 0.1 px).
     assert np.abs(np.array(row["landmarks"]) - results[0][1][0]).max() <= 0.05 + 1e-4
-
-
-def SAMPLE_RECORDS_FOR_LANDMARKS(tmp_path):
-    from conftest import SAMPLE_CSV
-    out = str(tmp_path / "fer_sample")
-    convert.convert_fer2013(SAMPLE_CSV, out, progress=False)
-    return out
 
 
 def test_failure_rates_count_faces_above_8_and_10_percent():

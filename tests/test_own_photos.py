@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import FACE_PNG
+from conftest import FACE_PNG, LENET_NARROW_FLAGS
 from fer_tf.apps import cli
 from fer_tf.data import records
 
@@ -113,7 +113,7 @@ def test_a_model_trained_on_own_photos_predicts_their_classes(folder_records, ph
                                                                  tmp_path, capsys):
     model_dir = tmp_path / "run"
     assert run_cli("train", "--model", "lenet7", "--data", folder_records, "--model-dir",
-                   model_dir, "--max-steps", "2", "--hparams", "batch_size=8") == 0
+                   model_dir, "--max-steps", "2", "--hparams", "batch_size=8", *LENET_NARROW_FLAGS) == 0
     capsys.readouterr()
     out = tmp_path / "p.jsonl"
     assert run_cli("predict", photo_folder / "happy" / "03.png", "--model", model_dir,
@@ -137,7 +137,7 @@ def test_init_from_restores_all_but_a_mismatched_classifier(data, folder_records
     assert run_cli("train", "--model", "lenet7", "--data",
                    folder_records if data == "own" else sample_records, "--model-dir", model_dir,
                    "--max-steps", "1", "--init-from", lenet_export,
-                   "--hparams", "batch_size=8", "learning_rate=1e-9") == 0
+                   "--hparams", "batch_size=8", "learning_rate=1e-9", *LENET_NARROW_FLAGS) == 0
     shown = capsys.readouterr().out
     source = weights(os.path.join(lenet_export, "variables", "variables"))
     trained = weights(tf.train.latest_checkpoint(str(model_dir)))
@@ -146,7 +146,7 @@ def test_init_from_restores_all_but_a_mismatched_classifier(data, folder_records
     for name in kernels + ["bn1/gamma", "fc1_bn/beta"]:
         np.testing.assert_allclose(trained[name], source[name], atol=1e-4, err_msg=name)
     if data == "own":
-        assert trained["logits/kernel"].shape == (256, 2)
+        assert trained["logits/kernel"].shape == (64, 2)
         assert "25 of 27 tensors restored; new: logits/bias, logits/kernel" in shown
     else:
         np.testing.assert_allclose(trained["logits/kernel"], source["logits/kernel"], atol=1e-4)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import LENET_NARROW
 from fer_tf.serving import export, exported
 from fer_tf.training import progress, run
 from fer_tf.data import records
@@ -136,7 +137,7 @@ def test_plateau_schedule_feeds_the_rate_the_eval_history_implies(sample_records
                {"step": 2, "accuracy": 0.4}]
     (model_dir / progress.HISTORY).write_text(json.dumps(stalled))
     run.train("lenet7", sample_records, str(model_dir), max_steps=4, checkpoint_steps=2,
-              overrides={"batch_size": 32, "learning_rate": 0.01, "lr_schedule": "plateau",
+              overrides={"batch_size": 32, **LENET_NARROW, "learning_rate": 0.01, "lr_schedule": "plateau",
                          "plateau_patience": 1, "plateau_factor": 0.5},
               log=lambda *_: None)
     rates = {}

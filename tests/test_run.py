@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import LENET_NARROW
 from fer_tf.apps import evaluate
 from fer_tf.core import outputs
 from fer_tf.data import preprocess, records
@@ -17,7 +18,7 @@ from fer_tf.serving import exported
 from fer_tf.serving import export as exporting
 from fer_tf.core.errors import FerTfError
 
-OVERRIDES = {"batch_size": 32}
+OVERRIDES = {"batch_size": 32, **LENET_NARROW}
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +137,7 @@ def test_votes_loss_needs_votes(sample_records):
 
 def test_ferplus_votes_loss_trains(ferplus_records, tmp_path):
     metrics, export = run.train("lenet7", ferplus_records, str(tmp_path / "fp"),
-                                overrides={"batch_size": 32, "loss": "votes",
+                                overrides={**OVERRIDES, "loss": "votes",
                                            "class_weights": "balanced"},
                                 max_steps=3, log=lambda *_: None)
     assert metrics["global_step"] == 3 and "recall/contempt" in metrics
@@ -201,7 +202,7 @@ def test_tflite_agrees_with_savedmodel(trained, sample_records, tmp_path):
 
 def test_best_export_holds_the_checkpoint_with_the_best_eval_accuracy(sample_records, tmp_path):
     model_dir = str(tmp_path / "run")
-    run.train("lenet7", sample_records, model_dir, overrides={"batch_size": 32}, max_steps=10,
+    run.train("lenet7", sample_records, model_dir, overrides=OVERRIDES, max_steps=10,
               checkpoint_steps=2, log=lambda *_: None)
     from fer_tf.training import progress
     history = progress.read_history(model_dir)
