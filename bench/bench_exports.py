@@ -3,6 +3,7 @@ baseline): one-face latency through `image_bytes` (median of repeated calls) and
 batch 64 through `image_bytes` and through the raw `faces` signature, on FER2013 test faces.
 
     python bench/bench_exports.py --records records/fer2013 models/default models/vgg_fer2013 models/ensemble_fer2013
+    python bench/bench_exports.py models/default --precision bf16
 Ends by printing each export's faces/s relative to the baseline.
 """
 import argparse
@@ -33,6 +34,8 @@ def main():
     parser.add_argument("exports", nargs="+", help="the first is the baseline")
     parser.add_argument("--records", default="records/fer2013")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--precision", default="float32", choices=("float32", "bf16"),
+                        help="bf16: oneDNN's bfloat16 rewrite of the graph, as `predict` uses where the CPU has it")
     args = parser.parse_args()
     from fer_tf.core import logs
     from fer_tf.data import records
@@ -41,7 +44,7 @@ def main():
     encoded = next(records.iter_split(args.records, "test", 64))[0]
     rates = {}
     for path in args.exports:
-        model = exported.ExportedModel(path)
+        model = exported.ExportedModel(path, precision=args.precision)
         height, width, channels = model.image_size
         faces = np.stack([cv2.resize(cv2.imdecode(np.frombuffer(e, np.uint8), 0), (width, height))
                           for e in encoded])[..., None]
