@@ -73,7 +73,7 @@ def rng():
 # checkpoints would be written, copied and hashed over and over (the bad-input cases copy and
 # hash a whole model dir each).
 LENET_NARROW = {"filters": [16, 32, 64], "fc_units": [64, 64]}
-LENET_NARROW_FLAGS = ["filters=[16,32,64]", "fc_units=[64,64]"]     # the same, as --hparams values
+LENET_NARROW_FLAGS = [f"{name}={value}" for name, value in LENET_NARROW.items()]   # as --hparams values
 
 
 @pytest.fixture(scope="session")
